@@ -1,0 +1,245 @@
+"""The `tracker` command: a thin shell over the library.
+
+Each command parses its input, calls one library function and prints the result. Heavy
+libraries (trafilatura, lxml, SQLAlchemy) are imported inside the commands so that
+``tracker --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from . import __version__
+from .errors import ConfigError, RuleError, TrackerError
+
+if TYPE_CHECKING:
+    from .config import Config
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"tracker: error: {message}", err=True)
+    sys.exit(code)
+
+
+def handle_errors(func: F) -> F:
+    """Turn TrackerError into a one-line message: exit 2 for bad input, 1 otherwise."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (ConfigError, RuleError) as exc:
+            _fail(str(exc), 2)
+        except TrackerError as exc:
+            _fail(str(exc), 1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+class Context:
+    def __init__(self, config_path: str | None, verbose: int) -> None:
+        self.config_path = config_path
+        self.verbose = verbose
+        self._config: Config | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            from .config import load_config
+
+            self._config = load_config(self.config_path)
+        return self._config
+
+    def setup_logging(self, default: str = "WARNING") -> None:
+        from .logs import setup
+
+        level = {0: default, 1: "INFO"}.get(self.verbose, "DEBUG")
+        setup(level, self.config.log_format)
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", metavar="FILE", envvar="TRACKER_CONFIG",
+              help="Config file (TOML). Default: $TRACKER_CONFIG, else ./tracker.toml, else built-in defaults.")
+@click.option("-v", "--verbose", count=True, help="More log output on stderr (-v info, -vv debug).")
+@click.version_option(__version__, prog_name="tracker")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
+    """newstracker: follow topics across news feeds.
+
+    Pulls RSS/Atom feeds, extracts each new article's full text, tags it with the topic
+    rules and stores it in SQL (SQLite by default). Start with `tracker demo`.
+    """
+    ctx.obj = Context(config_path, verbose)
+
+
+@cli.command()
+@pass_ctx
+@handle_errors
+def init(ctx: Context) -> None:
+    """Create the database, or upgrade it to the current schema."""
+    from .app import open_store
+    from .migrate import current_revision
+
+    ctx.setup_logging()
+    store = open_store(ctx.config)
+    click.echo(f"database ready: {store.url} (schema {current_revision(store.engine)})")
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Run one full cycle over every feed and exit.")
+@pass_ctx
+@handle_errors
+def poll(ctx: Context, once: bool) -> None:
+    """Poll the configured feeds: one full cycle with --once, else on the schedule.
+
+    Exits 0 when the cycle completed, even if some feeds failed (they are listed and
+    recorded on the feed).
+    """
+    if not once:
+        from .service import run_service
+
+        ctx.setup_logging("INFO")
+        run_service(ctx.config)
+        return
+    from .app import poll_once
+    from .report import cycle_summary
+
+    ctx.setup_logging()
+    report = poll_once(ctx.config)
+    click.echo(cycle_summary(report))
+
+
+@cli.command()
+@pass_ctx
+@handle_errors
+def run(ctx: Context) -> None:
+    """Run the tracker as a long-lived service (polls on a schedule with APScheduler)."""
+    from .service import run_service
+
+    ctx.setup_logging("INFO")
+    run_service(ctx.config)
+
+
+@cli.command()
+@click.argument("source", type=click.File("r", encoding="utf-8"), default="-")
+@click.option("--explain", is_flag=True, help="Also print the matched terms for each match.")
+@pass_ctx
+@handle_errors
+def match(ctx: Context, source: Any, explain: bool) -> None:
+    """Tag JSON Lines documents ({"id", "title", "text"}) from SOURCE (a file or -).
+
+    Writes one line per input: {"id", "matches": [{"rule", "score", "snippets"}]}.
+    """
+    from .app import load_matcher
+
+    matcher = load_matcher(ctx.config)
+    name = getattr(source, "name", "-")
+    for number, line in enumerate(source, 1):
+        if not line.strip():
+            continue
+        try:
+            doc = json.loads(line)
+            if not isinstance(doc, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as exc:
+            _fail(f"{name}:{number}: not a JSON object: {exc}", 2)
+        out = []
+        for m in matcher.match(str(doc.get("title") or ""), str(doc.get("text") or "")):
+            entry: dict[str, Any] = {"rule": m.rule, "score": m.score, "snippets": list(m.snippets)}
+            if explain:
+                entry["terms"] = list(m.terms)
+            out.append(entry)
+        click.echo(json.dumps({"id": doc.get("id"), "matches": out}, ensure_ascii=False))
+
+
+@cli.command()
+@click.argument("sources", nargs=-1, required=True, metavar="FILE_OR_URL...")
+@pass_ctx
+@handle_errors
+def extract(ctx: Context, sources: tuple[str, ...]) -> None:
+    """Extract articles from HTML files or URLs; one JSON object per line, in order.
+
+    Uses the same extraction as `poll`. "text" is null when nothing was extracted.
+    """
+    from .app import extract_sources
+
+    ctx.setup_logging()
+    for record in extract_sources(sources, ctx.config.fetch):
+        click.echo(json.dumps(record, ensure_ascii=False))
+
+
+@cli.command()
+@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the demo database (default: demo.sqlite in the data directory).")
+@pass_ctx
+@handle_errors
+def demo(ctx: Context, db_path: Path | None) -> None:
+    """Poll a small built-in news site on 127.0.0.1 into a fresh SQLite database.
+
+    Works offline: starts the demo site, runs one full cycle, prints what happened per
+    feed and per topic, and where the database is.
+    """
+    from .demo.run import run_demo
+
+    ctx.setup_logging()
+    run_demo(db_path, echo=click.echo)
+
+
+@cli.command()
+@pass_ctx
+@handle_errors
+def feeds(ctx: Context) -> None:
+    """Feed health: last success, last status, failures, next poll."""
+    from .app import open_store
+    from .report import table
+
+    store = open_store(ctx.config)
+    store.sync_feeds(ctx.config.feeds)
+    rows = [
+        (r["name"], r["last_success_at"], r["last_status"] or "never", r["consecutive_failures"], r["items"],
+         r["next_poll_at"], r["last_error"] or "")
+        for r in store.feed_health()
+        if r["active"]
+    ]
+    click.echo(table(("feed", "last success", "status", "failures", "items", "next poll", "last error"), rows))
+
+
+@cli.group()
+def rules() -> None:
+    """Topic rules: check them."""
+
+
+@rules.command("check")
+@pass_ctx
+@handle_errors
+def rules_check(ctx: Context) -> None:
+    """Validate every rule file and the entity catalogue; exit 2 on any error."""
+    from .rules import check_rules
+
+    ruleset, errors = check_rules(ctx.config.rule_paths)
+    for err in errors:
+        click.echo(str(err), err=True)
+    if errors:
+        sys.exit(2)
+    click.echo(f"{len(ruleset.rules)} rules and {len(ruleset.entities)} entities OK: "
+               + ", ".join(r.id for r in ruleset.rules))
+
+
+def main() -> None:
+    cli(prog_name="tracker")
+
+
+if __name__ == "__main__":
+    main()

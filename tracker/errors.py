@@ -1,0 +1,73 @@
+"""The exception tree. Everything the tracker raises on purpose derives from TrackerError::
+
+    TrackerError
+    ├── ConfigError (ValueError)      bad config file: names the file and the key
+    ├── RuleError (ValueError)        bad rule file: names the file, line and what was expected
+    ├── FetchError                    a URL could not be fetched (carries .status: FetchStatus)
+    ├── ParseError                    bytes that are not a usable feed
+    ├── StorageError                  the database failed or is incompatible
+    │   └── SchemaVersionError        the database is newer than this code
+    └── MailError                     the SMTP server refused or could not be reached
+
+Per-feed failures are recorded as data on the feed row; only unexpected errors propagate.
+"""
+
+from __future__ import annotations
+
+from .types import FetchStatus
+
+
+class TrackerError(Exception):
+    """Base class of every error the tracker raises deliberately."""
+
+
+class ConfigError(TrackerError, ValueError):
+    def __init__(self, message: str, *, path: str | None = None, key: str | None = None) -> None:
+        self.path = path
+        self.key = key
+        where = ": ".join(p for p in (path, key) if p)
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class RuleError(TrackerError, ValueError):
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        line: int | None = None,
+        expected: str | None = None,
+    ) -> None:
+        self.path = path
+        self.line = line
+        self.expected = expected
+        where = path or ""
+        if line is not None:
+            where += f":{line}"
+        text = f"{where}: {message}" if where else message
+        if expected:
+            text += f" (expected {expected})"
+        super().__init__(text)
+
+
+class FetchError(TrackerError):
+    def __init__(self, url: str, message: str, status: FetchStatus = FetchStatus.ERROR) -> None:
+        self.url = url
+        self.status = status
+        super().__init__(f"{url}: {message}")
+
+
+class ParseError(TrackerError):
+    pass
+
+
+class StorageError(TrackerError):
+    pass
+
+
+class SchemaVersionError(StorageError):
+    pass
+
+
+class MailError(TrackerError):
+    pass

@@ -1,0 +1,175 @@
+"""The schema: every table and view, written once (SQLAlchemy 2.x).
+
+Migrations under db/migrations create exactly this; a test checks that Alembic's
+autogenerate finds no difference. All datetimes are stored as UTC (``UTCDateTime``
+keeps them timezone-aware on the way out, also on SQLite, which drops tzinfo).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the store only takes timezone-aware UTC")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Feed(Base):
+    """A polled feed and its fetch state."""
+
+    __tablename__ = "feeds"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    url: Mapped[str] = mapped_column(String(2048), unique=True)
+    name: Mapped[str] = mapped_column(String(512))
+    title: Mapped[str | None] = mapped_column(String(1024))
+    active: Mapped[bool] = mapped_column(default=True)  #: false once removed from the config
+    etag: Mapped[str | None] = mapped_column(String(1024))
+    last_modified: Mapped[str | None] = mapped_column(String(128))
+    body_hash: Mapped[str | None] = mapped_column(String(64))  #: sha256 of the last parsed body
+    last_status: Mapped[str | None] = mapped_column(String(32))  #: a FetchStatus value
+    last_error: Mapped[str | None] = mapped_column(Text)
+    bozo_reason: Mapped[str | None] = mapped_column(Text)
+    consecutive_failures: Mapped[int] = mapped_column(default=0)
+    last_fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Item(Base):
+    """One article, stored once whatever the number of feeds it appeared in."""
+
+    __tablename__ = "items"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    url: Mapped[str] = mapped_column(String(2048), unique=True)  #: canonical URL
+    guid: Mapped[str | None] = mapped_column(String(2048))
+    title: Mapped[str] = mapped_column(Text)
+    author: Mapped[str | None] = mapped_column(String(512))
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    site_name: Mapped[str | None] = mapped_column(String(512))
+    language: Mapped[str | None] = mapped_column(String(16))
+    text: Mapped[str] = mapped_column(Text)
+    text_source: Mapped[str] = mapped_column(String(16))  #: a TextSource value
+    text_hash: Mapped[str] = mapped_column(String(64), index=True)
+    raw_html: Mapped[bytes | None] = mapped_column(LargeBinary)  #: zlib-compressed page as fetched
+    final_url: Mapped[str | None] = mapped_column(String(2048))
+    story_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class ItemSource(Base):
+    """Where an item was seen: one row per (item, feed)."""
+
+    __tablename__ = "item_sources"
+    __table_args__ = (
+        UniqueConstraint("item_id", "feed_id"),
+        Index("ix_item_sources_feed_guid", "feed_id", "guid"),
+        Index("ix_item_sources_entry_url", "entry_url"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
+    feed_id: Mapped[int] = mapped_column(ForeignKey("feeds.id", ondelete="CASCADE"))
+    entry_url: Mapped[str | None] = mapped_column(String(2048))
+    guid: Mapped[str | None] = mapped_column(String(2048))
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class RuleMatch(Base):
+    """A topic rule that matched an item."""
+
+    __tablename__ = "matches"
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+    rule_id: Mapped[str] = mapped_column(String(128), primary_key=True, index=True)
+    score: Mapped[float] = mapped_column(Float)
+    terms: Mapped[str] = mapped_column(Text)  #: JSON list of matched terms
+    snippet: Mapped[str] = mapped_column(Text)
+    rule_hash: Mapped[str] = mapped_column(String(64))
+    matched_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class FetchLog(Base):
+    """One row per feed fetch."""
+
+    __tablename__ = "fetch_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    feed_id: Mapped[int] = mapped_column(ForeignKey("feeds.id", ondelete="CASCADE"), index=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(32))
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    bytes: Mapped[int | None] = mapped_column(Integer)
+    entries: Mapped[int] = mapped_column(Integer, default=0)
+    new_items: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+#: Stable view for analysts and tools: one row per (item, matched rule).
+#: ``source`` is the feed the item was first seen in.
+TAGGED_ITEMS_VIEW = """
+CREATE VIEW tagged_items AS
+SELECT i.id AS item_id,
+       i.url AS url,
+       i.title AS title,
+       (SELECT f.name FROM item_sources s JOIN feeds f ON f.id = s.feed_id
+         WHERE s.item_id = i.id ORDER BY s.id LIMIT 1) AS source,
+       i.site_name AS outlet,
+       i.published_at AS published_at,
+       m.rule_id AS rule_id,
+       m.score AS score,
+       m.terms AS terms,
+       m.snippet AS snippet,
+       i.story_id AS story_id,
+       i.fetched_at AS stored_at
+FROM items i JOIN matches m ON m.item_id = i.id
+"""
+
+VIEWS = {"tagged_items": TAGGED_ITEMS_VIEW}

@@ -1,0 +1,353 @@
+"""One poll cycle: due feeds → fetch → parse → new? → fetch article → extract → match → store.
+
+This module only wires the stages together. Feeds and article pages are fetched on a
+thread pool, extraction runs in worker processes (``Extractor``), and everything that
+writes to the store happens on the calling thread, one transaction per article. A feed's
+conditional-GET state (ETag, Last-Modified, body hash) is recorded only after all of its
+new articles are stored, so a crash mid-cycle makes the next cycle fetch it again instead
+of losing entries. A feed that fails is recorded and the cycle goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from .config import FetchConfig, PollConfig
+from .errors import FetchError, ParseError
+from .extract import ExtractJob, build_article
+from .feeds import parse_feed
+from .fetching import FEED_ACCEPT, Fetcher, Guard
+from .matching import Matcher
+from .store import FeedOutcome, FeedState, Store, utcnow
+from .types import Article, CycleReport, FeedEntry, FeedReport, FetchResult, FetchStatus, TextSource
+from .urls import canonicalize, host_of, resolves_to_private, same_site
+from .workers import Extractor
+
+logger = logging.getLogger(__name__)
+
+MAX_BACKOFF = timedelta(hours=24)
+
+
+@dataclass
+class _FeedWork:
+    """Mutable progress of one feed within a cycle."""
+
+    feed: FeedState
+    started_at: datetime
+    t0: float
+    result: FetchResult | None = None
+    status: FetchStatus = FetchStatus.OK
+    error: str | None = None
+    title: str | None = None
+    bozo: str | None = None
+    entries: int = 0
+    new: int = 0
+    extracted: int = 0
+    fallbacks: int = 0
+    article_failures: int = 0
+    pending: int = 0
+
+
+@dataclass
+class _ArticleWork:
+    work: _FeedWork
+    entry: FeedEntry
+    link: str  #: canonical entry link
+    page: FetchResult | None = None
+    also: list[tuple[_FeedWork, FeedEntry]] = field(default_factory=list)  #: same link, other feeds
+
+
+def article_guard(feed_url: str, fetch: FetchConfig) -> Guard:
+    """Refuse article URLs that resolve to non-public addresses, unless trusted.
+
+    Trusted: the feed's own host, hosts in ``[fetch] allowed_hosts``, or everything when
+    ``allow_private_addresses`` is set.
+    """
+
+    def guard(url: str) -> None:
+        if fetch.allow_private_addresses or same_site(url, feed_url) or host_of(url) in fetch.allowed_hosts:
+            return
+        try:
+            private = resolves_to_private(host_of(url))
+        except OSError as exc:
+            raise FetchError(url, f"cannot resolve host: {exc}", FetchStatus.NETWORK) from exc
+        if private:
+            raise FetchError(url, f"refused: resolves to non-public address {private}", FetchStatus.REFUSED)
+
+    return guard
+
+
+def next_poll(now: datetime, poll: PollConfig, failures: int, rng: random.Random | None = None) -> datetime:
+    """Regular interval with ±10 % jitter; exponential backoff while a feed keeps failing."""
+    base = timedelta(minutes=poll.interval_minutes)
+    if failures:
+        base = min(base * (2 ** min(failures, 10)), max(MAX_BACKOFF, base))
+    jitter = (rng or random).uniform(-0.1, 0.1)
+    return now + base * (1 + jitter)
+
+
+class Cycle:
+    """Runs one cycle; construct, then call ``run``."""
+
+    def __init__(
+        self,
+        store: Store,
+        fetcher: Fetcher,
+        matcher: Matcher,
+        extractor: Extractor,
+        poll: PollConfig,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.store = store
+        self.fetcher = fetcher
+        self.matcher = matcher
+        self.extractor = extractor
+        self.poll = poll
+        self.clock = clock
+        self.topics: dict[str, list[str]] = {}
+        self._threads = ThreadPoolExecutor(max(1, fetcher.config.concurrency), thread_name_prefix="fetch")
+        self._pending: dict[Future[Any], tuple[str, Any]] = {}
+        self._backlog: deque[_ArticleWork] = deque()
+        self._in_flight_links: dict[str, _ArticleWork] = {}
+        self._max_articles = max(4, 2 * fetcher.config.concurrency)
+        self._articles_in_flight = 0
+
+    def run(self, feeds: Sequence[FeedState]) -> CycleReport:
+        started = self.clock()
+        works = []
+        try:
+            for feed in feeds:
+                work = _FeedWork(feed=feed, started_at=self.clock(), t0=time.monotonic())
+                works.append(work)
+                fut = self._threads.submit(
+                    self.fetcher.get, feed.url, etag=feed.etag, last_modified=feed.last_modified, accept=FEED_ACCEPT
+                )
+                self._pending[fut] = ("feed", work)
+            self._drain()
+        finally:
+            self._threads.shutdown(wait=True, cancel_futures=True)
+        reports = tuple(self._report(w) for w in works)
+        return CycleReport(started_at=started, finished_at=self.clock(), feeds=reports, topics=self.topics)
+
+    # -- event loop -----------------------------------------------------------------------
+
+    def _drain(self) -> None:
+        while self._pending:
+            done, _ = wait(list(self._pending), return_when=FIRST_COMPLETED)
+            for fut in done:
+                kind, payload = self._pending.pop(fut)
+                if kind == "feed":
+                    self._feed_fetched(payload, fut)
+                elif kind == "page":
+                    self._page_fetched(payload, fut)
+                else:
+                    self._extracted(payload, fut)
+            self._start_articles()
+
+    def _feed_fetched(self, work: _FeedWork, fut: Future[FetchResult]) -> None:
+        try:
+            work.result = fut.result()
+        except FetchError as exc:
+            self._fail(work, exc.status, str(exc))
+            return
+        result = work.result
+        if result.not_modified:
+            work.status = FetchStatus.NOT_MODIFIED
+            self._finish_feed(work)
+            return
+        body = result.body or b""
+        digest = hashlib.sha256(body).hexdigest()
+        if digest == work.feed.body_hash:
+            work.status = FetchStatus.NOT_MODIFIED
+            self._finish_feed(work)
+            return
+        try:
+            parsed = parse_feed(body, result.final_url, result.headers)
+        except ParseError as exc:
+            self._fail(work, FetchStatus.PARSE_ERROR, str(exc))
+            return
+        work.title, work.bozo = parsed.title, parsed.bozo_reason
+        entries = parsed.entries[: self.poll.max_entries_per_feed]
+        work.entries = len(entries)
+        self._queue_new_entries(work, entries)
+        self._maybe_finish(work)
+
+    def _queue_new_entries(self, work: _FeedWork, entries: Sequence[FeedEntry]) -> None:
+        links = {e: canonicalize(e.link) if e.link else None for e in entries}
+        stored, seen_guids = self.store.lookup(work.feed.id, [u for u in links.values() if u],
+                                               [e.guid for e in entries if e.guid])
+        for entry, link in links.items():
+            if entry.guid and entry.guid in seen_guids:
+                continue
+            if link is None:
+                # No link: the feed's own text is all there is.
+                link = f"urn:guid:{entry.guid}"
+            if link in stored:
+                self.store.link_source(stored[link], work.feed.id, link, entry.guid)
+                continue
+            if link in self._in_flight_links:
+                self._in_flight_links[link].also.append((work, entry))
+                continue
+            art = _ArticleWork(work=work, entry=entry, link=link)
+            self._in_flight_links[link] = art
+            work.pending += 1
+            self._backlog.append(art)
+
+    def _start_articles(self) -> None:
+        while self._backlog and self._articles_in_flight < self._max_articles:
+            art = self._backlog.popleft()
+            self._articles_in_flight += 1
+            if art.entry.link:
+                guard = article_guard(art.work.feed.url, self.fetcher.config)
+                fut = self._threads.submit(self.fetcher.get, art.entry.link, guard=guard)
+                self._pending[fut] = ("page", art)
+            else:
+                self._submit_extract(art)
+
+    def _page_fetched(self, art: _ArticleWork, fut: Future[FetchResult]) -> None:
+        try:
+            art.page = fut.result()
+        except FetchError as exc:
+            art.work.article_failures += 1
+            logger.info("article fetch failed url=%s status=%s error=%s", art.entry.link, exc.status, exc)
+        self._submit_extract(art)
+
+    def _submit_extract(self, art: _ArticleWork) -> None:
+        job = self._job(art)
+        try:
+            fut = self.extractor.submit(job)
+        except BrokenProcessPool:
+            self.extractor.reset()
+            fut = self.extractor.submit(job)
+        self._pending[fut] = ("extract", art)
+
+    def _job(self, art: _ArticleWork, *, with_html: bool = True) -> ExtractJob:
+        page = art.page
+        return ExtractJob(
+            url=art.entry.link or art.link,
+            html=page.body if (page and with_html) else None,
+            final_url=page.final_url if page else None,
+            content_type=page.headers.get("content-type") if page else None,
+            entry=art.entry,
+            min_text_chars=self.poll.min_text_chars,
+        )
+
+    def _extracted(self, art: _ArticleWork, fut: Future[Article]) -> None:
+        self._articles_in_flight -= 1
+        try:
+            article = fut.result()
+        except BrokenProcessPool:
+            logger.warning("extraction worker died url=%s; using the feed text", art.entry.link)
+            self.extractor.reset()
+            article = build_article(self._job(art, with_html=False))
+        except Exception:
+            logger.warning("extraction failed url=%s; using the feed text", art.entry.link, exc_info=True)
+            article = build_article(self._job(art, with_html=False))
+        self._store(art, article)
+        del self._in_flight_links[art.link]
+        for work in {id(w): w for w, _ in [(art.work, art.entry), *art.also]}.values():
+            if work is art.work:
+                work.pending -= 1
+            self._maybe_finish(work)
+
+    def _store(self, art: _ArticleWork, article: Article) -> None:
+        work = art.work
+        if article.text_source is TextSource.EXTRACTED:
+            work.extracted += 1
+        else:
+            work.fallbacks += 1
+        matches = self.matcher.match(article.title, article.text)
+        raw = art.page.body if art.page and article.text_source is TextSource.EXTRACTED else None
+        _, created = self.store.add_item(
+            article, matches, feed_id=work.feed.id, entry_url=art.link, guid=art.entry.guid or art.link, raw_html=raw
+        )
+        if created:
+            work.new += 1
+            for m in matches:
+                self.topics.setdefault(m.rule, []).append(article.title)
+        for other, entry in art.also:
+            self.store.link_source(article.url, other.feed.id, art.link, entry.guid or art.link)
+
+    # -- feed bookkeeping -------------------------------------------------------------------
+
+    def _fail(self, work: _FeedWork, status: FetchStatus, error: str) -> None:
+        work.status, work.error = status, error
+        logger.warning("feed failed name=%r url=%s status=%s error=%s", work.feed.name, work.feed.url, status, error)
+        self._finish_feed(work)
+
+    def _maybe_finish(self, work: _FeedWork) -> None:
+        if work.pending == 0 and work.result is not None and not work.status.failed:
+            self._finish_feed(work)
+
+    def _finish_feed(self, work: _FeedWork) -> None:
+        if getattr(work, "_finished", False):
+            return
+        work._finished = True  # type: ignore[attr-defined]
+        result = work.result
+        failures = work.feed.consecutive_failures + 1 if work.status.failed else 0
+        now = self.clock()
+        outcome = FeedOutcome(
+            status=work.status,
+            started_at=work.started_at,
+            duration_ms=int((time.monotonic() - work.t0) * 1000),
+            next_poll_at=next_poll(now, self.poll, failures),
+            http_status=result.status_code if result else None,
+            size=len(result.body) if result and result.body is not None else None,
+            error=work.error,
+            etag=result.etag if result else None,
+            last_modified=result.last_modified if result else None,
+            body_hash=hashlib.sha256(result.body).hexdigest() if result and result.body is not None else None,
+            title=work.title,
+            bozo_reason=work.bozo,
+            entries=work.entries,
+            new_items=work.new,
+        )
+        self.store.record_fetch(work.feed, outcome)
+        logger.info(
+            "feed done name=%r status=%s entries=%d new=%d extracted=%d fallbacks=%d article_failures=%d ms=%d",
+            work.feed.name, work.status.value, work.entries, work.new, work.extracted, work.fallbacks,
+            work.article_failures, outcome.duration_ms,
+        )
+
+    @staticmethod
+    def _report(work: _FeedWork) -> FeedReport:
+        return FeedReport(
+            feed_id=work.feed.id,
+            name=work.feed.name,
+            url=work.feed.url,
+            status=work.status,
+            entries=work.entries,
+            new=work.new,
+            extracted=work.extracted,
+            fallbacks=work.fallbacks,
+            article_failures=work.article_failures,
+            error=work.error,
+            bozo_reason=work.bozo,
+        )
+
+
+def run_cycle(
+    store: Store,
+    fetcher: Fetcher,
+    matcher: Matcher,
+    extractor: Extractor,
+    poll: PollConfig,
+    *,
+    feeds: Sequence[FeedState] | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> CycleReport:
+    """Poll ``feeds`` (default: every active feed that is due) once."""
+    if feeds is None:
+        feeds = store.feeds(due_at=clock())
+    return Cycle(store, fetcher, matcher, extractor, poll, clock=clock).run(feeds)

@@ -1,0 +1,57 @@
+"""Plain-text rendering of cycle reports and feed health (for the CLI and the demo)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from .types import CycleReport
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    numeric = [all(_is_num(r[i]) for r in cells) and bool(cells) for i in range(len(headers))]
+
+    def line(values: Sequence[str]) -> str:
+        out = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True)]
+        return "  ".join(out).rstrip()
+
+    sep = "  ".join("-" * w for w in widths)
+    return "\n".join([line(headers), sep, *(line(r) for r in cells)])
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, datetime):
+        return v.strftime("%Y-%m-%d %H:%M")
+    text = str(v)
+    return text if len(text) <= 60 else text[:59] + "…"
+
+
+def _is_num(v: str) -> bool:
+    return v.replace(".", "", 1).isdigit() or v == "-"
+
+
+def cycle_summary(report: CycleReport, *, top: int = 3) -> str:
+    rows = [
+        (f.name, f.status.value, f.entries, f.new, f.extracted, f.fallbacks, f.article_failures)
+        for f in report.feeds
+    ]
+    parts = [table(("feed", "status", "entries", "new", "extracted", "fallbacks", "failures"), rows)]
+    seconds = (report.finished_at - report.started_at).total_seconds()
+    parts.append(
+        f"\n{len(report.feeds)} feeds, {report.new_items} new articles, "
+        f"{len(report.failed)} failed feeds in {seconds:.1f}s"
+    )
+    if report.topics:
+        parts.append("\nTopics (new articles this cycle):")
+        for rule_id, titles in sorted(report.topics.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+            parts.append(f"  {rule_id}: {len(titles)}")
+            parts.extend(f"    - {t}" for t in titles[:top])
+    if report.failed:
+        parts.append("\nFailed feeds:")
+        parts.extend(f"  {f.name} ({f.url}): {f.status.value}: {f.error}" for f in report.failed)
+    return "\n".join(parts)

@@ -1,0 +1,43 @@
+"""Where the files that ship with the tracker live.
+
+In a wheel, ``rules/`` and ``db/migrations/`` are force-included under
+``tracker/_bundled/``; in a source checkout (or an editable install) they are read
+from the checkout itself. Everything else asks this module, never guesses a path.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+_CHECKOUT = PACKAGE_DIR.parent
+_IN_CHECKOUT = {"rules": _CHECKOUT / "rules", "migrations": _CHECKOUT / "db" / "migrations"}
+
+
+def bundled(name: str) -> Path:
+    """Path of a shipped data directory: ``"rules"`` or ``"migrations"``."""
+    packaged = PACKAGE_DIR / "_bundled" / name
+    if packaged.is_dir():
+        return packaged
+    return _IN_CHECKOUT[name]
+
+
+def is_checkout() -> bool:
+    return (_CHECKOUT / "pyproject.toml").is_file() and (_CHECKOUT / "db").is_dir()
+
+
+def data_dir() -> Path:
+    """Where the default SQLite database lives.
+
+    ``$TRACKER_HOME`` when set; ``db/`` of the source checkout when running from one;
+    otherwise the user data directory (e.g. ``~/.local/share/newstracker``).
+    """
+    env = os.environ.get("TRACKER_HOME")
+    if env:
+        return Path(env)
+    if is_checkout():
+        return _CHECKOUT / "db"
+    return Path(platformdirs.user_data_dir("newstracker", appauthor=False))

@@ -1,0 +1,352 @@
+"""The store: the only module that runs SQL.
+
+``make_engine`` builds the engine (SQLite pragmas in a connect listener: WAL, foreign
+keys, busy timeout); ``Store`` is a small data-access object over it. Each article is
+written in one transaction together with its source link and its matches, so a crash
+leaves no half-written item, and re-running a cycle never duplicates one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, func, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import OperationalError
+
+from .errors import StorageError
+from .models import Feed, FetchLog, Item, ItemSource, RuleMatch
+from .text import text_hash
+from .types import Article, FeedSource, FetchStatus, Match
+
+logger = logging.getLogger(__name__)
+
+
+def make_engine(url: str) -> Engine:
+    """Engine for ``url``; creates the directory of a SQLite file and sets its pragmas."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedState:
+    """A feed row as the pipeline needs it."""
+
+    id: int
+    url: str
+    name: str
+    etag: str | None
+    last_modified: str | None
+    body_hash: str | None
+    consecutive_failures: int
+    next_poll_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedOutcome:
+    """What to record on a feed after a fetch."""
+
+    status: FetchStatus
+    started_at: datetime
+    duration_ms: int
+    next_poll_at: datetime
+    http_status: int | None = None
+    size: int | None = None
+    error: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None
+    title: str | None = None
+    bozo_reason: str | None = None
+    entries: int = 0
+    new_items: int = 0
+
+
+class Store:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @property
+    def url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def _insert(self, table: Any) -> Any:
+        dialect = self.engine.dialect.name
+        if dialect == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+    # -- feeds ---------------------------------------------------------------------------
+
+    def sync_feeds(self, sources: Sequence[FeedSource]) -> list[FeedState]:
+        """Make the feed table follow the config: add new feeds, rename, (de)activate."""
+        now = utcnow()
+        wanted = {s.url: s for s in sources}
+        with self._begin() as conn:
+            existing = {row.url: row for row in conn.execute(select(Feed.id, Feed.url, Feed.name, Feed.active))}
+            for url, src in wanted.items():
+                row = existing.get(url)
+                if row is None:
+                    conn.execute(
+                        self._insert(Feed.__table__)
+                        .values(url=url, name=src.name, active=True, consecutive_failures=0, created_at=now)
+                        .on_conflict_do_nothing()
+                    )
+                elif row.name != src.name or not row.active:
+                    conn.execute(update(Feed).where(Feed.id == row.id).values(name=src.name, active=True))
+            gone = [row.id for url, row in existing.items() if url not in wanted and row.active]
+            if gone:
+                conn.execute(update(Feed).where(Feed.id.in_(gone)).values(active=False))
+        return self.feeds(active_only=True)
+
+    def feeds(self, *, active_only: bool = False, due_at: datetime | None = None) -> list[FeedState]:
+        query = select(Feed).order_by(Feed.id)
+        if active_only or due_at is not None:
+            query = query.where(Feed.active.is_(True))
+        if due_at is not None:
+            query = query.where((Feed.next_poll_at.is_(None)) | (Feed.next_poll_at <= due_at))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [
+            FeedState(
+                id=r.id,
+                url=r.url,
+                name=r.name,
+                etag=r.etag,
+                last_modified=r.last_modified,
+                body_hash=r.body_hash,
+                consecutive_failures=r.consecutive_failures,
+                next_poll_at=r.next_poll_at,
+            )
+            for r in rows
+        ]
+
+    def record_fetch(self, feed: FeedState, outcome: FeedOutcome) -> None:
+        """Record the outcome on the feed row and in the fetch log (one transaction)."""
+        values: dict[str, Any] = {
+            "last_status": outcome.status.value,
+            "last_fetched_at": outcome.started_at,
+            "next_poll_at": outcome.next_poll_at,
+        }
+        if outcome.status.failed:
+            values["last_error"] = outcome.error
+            values["consecutive_failures"] = Feed.consecutive_failures + 1
+        else:
+            values.update(last_error=None, consecutive_failures=0, last_success_at=outcome.started_at)
+            if outcome.status is FetchStatus.OK:
+                values.update(
+                    etag=outcome.etag,
+                    last_modified=outcome.last_modified,
+                    body_hash=outcome.body_hash,
+                    bozo_reason=outcome.bozo_reason,
+                )
+                if outcome.title:
+                    values["title"] = outcome.title
+            elif outcome.etag or outcome.last_modified:
+                values.update(etag=outcome.etag or feed.etag, last_modified=outcome.last_modified or feed.last_modified)
+        with self._begin() as conn:
+            conn.execute(update(Feed).where(Feed.id == feed.id).values(**values))
+            conn.execute(
+                self._insert(FetchLog.__table__).values(
+                    feed_id=feed.id,
+                    started_at=outcome.started_at,
+                    duration_ms=outcome.duration_ms,
+                    status=outcome.status.value,
+                    http_status=outcome.http_status,
+                    bytes=outcome.size,
+                    entries=outcome.entries,
+                    new_items=outcome.new_items,
+                    error=outcome.error,
+                )
+            )
+
+    def feed_health(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    Feed.id, Feed.name, Feed.url, Feed.active, Feed.last_status, Feed.last_error,
+                    Feed.consecutive_failures, Feed.last_success_at, Feed.last_fetched_at, Feed.next_poll_at,
+                    select(func.count(ItemSource.id)).where(ItemSource.feed_id == Feed.id).scalar_subquery()
+                    .label("items"),
+                ).order_by(Feed.name)
+            ).all()
+        return [dict(r._mapping) for r in rows]
+
+    # -- items ---------------------------------------------------------------------------
+
+    def lookup(self, feed_id: int, urls: Iterable[str], guids: Iterable[str]) -> tuple[dict[str, int], set[str]]:
+        """Stored items among these canonical entry URLs (by item URL or by a source's entry
+        URL), and the GUIDs this feed already delivered."""
+        urls, guids = list(set(urls)), list(set(guids))
+        found: dict[str, int] = {}
+        seen_guids: set[str] = set()
+        with self.engine.connect() as conn:
+            for chunk in _chunks(urls, 500):
+                found.update((u, i) for u, i in conn.execute(select(Item.url, Item.id).where(Item.url.in_(chunk))))
+                rows = conn.execute(
+                    select(ItemSource.entry_url, ItemSource.item_id).where(ItemSource.entry_url.in_(chunk))
+                )
+                for url, item_id in rows:
+                    found.setdefault(url, item_id)
+            for chunk in _chunks(guids, 500):
+                seen_guids |= set(
+                    conn.execute(
+                        select(ItemSource.guid).where(ItemSource.feed_id == feed_id, ItemSource.guid.in_(chunk))
+                    ).scalars()
+                )
+        return found, seen_guids
+
+    def item_id(self, url: str) -> int | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(Item.id).where(Item.url == url)).scalar()
+
+    def link_source(self, item: int | str, feed_id: int, entry_url: str | None, guid: str | None) -> bool:
+        """Record that ``feed_id`` also carried a stored item (by id or URL); True if new."""
+        with self._begin() as conn:
+            item_id = item if isinstance(item, int) else conn.execute(select(Item.id).where(Item.url == item)).scalar()
+            if item_id is None:
+                return False
+            return self._link(conn, item_id, feed_id, entry_url, guid)
+
+    def _link(self, conn: Connection, item_id: int, feed_id: int, entry_url: str | None, guid: str | None) -> bool:
+        result = conn.execute(
+            self._insert(ItemSource.__table__)
+            .values(item_id=item_id, feed_id=feed_id, entry_url=entry_url, guid=guid, seen_at=utcnow())
+            .on_conflict_do_nothing()
+        )
+        return bool(result.rowcount)
+
+    def add_item(
+        self,
+        article: Article,
+        matches: Sequence[Match],
+        *,
+        feed_id: int | None,
+        entry_url: str | None = None,
+        guid: str | None = None,
+        raw_html: bytes | None = None,
+    ) -> tuple[int, bool]:
+        """Store an article with its matches and source in one transaction.
+
+        Returns (item id, created). An article whose canonical URL is already stored is
+        not written again; only the new source is linked.
+        """
+        now = utcnow()
+        with self._begin() as conn:
+            existing = conn.execute(select(Item.id).where(Item.url == article.url)).scalar()
+            if existing is not None:
+                if feed_id is not None:
+                    self._link(conn, existing, feed_id, entry_url, guid)
+                return existing, False
+            item_id = conn.execute(
+                self._insert(Item.__table__)
+                .values(
+                    url=article.url,
+                    guid=guid,
+                    title=article.title,
+                    author=article.author,
+                    published_at=article.published,
+                    site_name=article.site_name,
+                    language=article.language,
+                    text=article.text,
+                    text_source=article.text_source.value,
+                    text_hash=text_hash(article.text),
+                    raw_html=zlib.compress(raw_html, 6) if raw_html else None,
+                    final_url=article.final_url,
+                    fetched_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["url"])
+                .returning(Item.id)
+            ).scalar()
+            if item_id is None:
+                # Another writer stored it between our check and insert: link instead.
+                existing = conn.execute(select(Item.id).where(Item.url == article.url)).scalar_one()
+                if feed_id is not None:
+                    self._link(conn, existing, feed_id, entry_url, guid)
+                return existing, False
+            if feed_id is not None:
+                self._link(conn, item_id, feed_id, entry_url, guid)
+            for m in matches:
+                conn.execute(
+                    self._insert(RuleMatch.__table__).values(
+                        item_id=item_id,
+                        rule_id=m.rule,
+                        score=m.score,
+                        terms=json.dumps(list(m.terms), ensure_ascii=False),
+                        snippet="\n".join(m.snippets),
+                        rule_hash=m.rule_hash,
+                        matched_at=now,
+                    )
+                )
+        return item_id, True
+
+    def raw_html(self, item_id: int) -> bytes | None:
+        with self.engine.connect() as conn:
+            blob = conn.execute(select(Item.raw_html).where(Item.id == item_id)).scalar()
+        return zlib.decompress(blob) if blob else None
+
+    def count(self, table: str) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(text(f"SELECT count(*) FROM {_ident(table)}")).scalar_one())
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _begin(self) -> Any:
+        return _wrapped(self.engine.begin())
+
+
+def _ident(name: str) -> str:
+    if not name.replace("_", "").isalnum():
+        raise ValueError(f"bad table name {name!r}")
+    return name
+
+
+def _chunks(seq: list[str], size: int) -> Iterable[list[str]]:
+    for i in range(0, len(seq), size):
+        yield seq[i : i + size]
+
+
+class _wrapped:
+    """Context manager turning SQLAlchemy OperationalError into StorageError."""
+
+    def __init__(self, cm: Any) -> None:
+        self.cm = cm
+
+    def __enter__(self) -> Connection:
+        try:
+            return self.cm.__enter__()  # type: ignore[no-any-return]
+        except OperationalError as exc:
+            raise StorageError(f"database error: {exc.orig}") from exc
+
+    def __exit__(self, *exc: Any) -> Any:
+        try:
+            return self.cm.__exit__(*exc)
+        except OperationalError as err:
+            raise StorageError(f"database error: {err.orig}") from err

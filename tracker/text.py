@@ -1,0 +1,56 @@
+"""Small text helpers: HTML fragments to plain text, whitespace, hashing."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+
+_WS = re.compile(r"[ \t\r\f\v\u00a0]+")
+_BLANKS = re.compile(r"\n\s*\n\s*")
+_BLOCK_TAGS = {
+    "p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote",
+    "pre", "table", "tr", "section", "article", "header", "footer", "figure", "figcaption", "hr",
+}
+
+
+def normalize_space(text: str) -> str:
+    """Collapse runs of spaces; keep paragraph breaks as one blank line."""
+    lines = [_WS.sub(" ", line).strip() for line in text.replace("\r\n", "\n").split("\n")]
+    joined = "\n".join(lines)
+    return _BLANKS.sub("\n\n", joined).strip()
+
+
+def html_to_text(fragment: str) -> str:
+    """Plain text of an HTML fragment, block elements becoming paragraph breaks."""
+    if "<" not in fragment:
+        return normalize_space(html.unescape(fragment))
+    import lxml.html
+    from lxml import etree
+
+    try:
+        root = lxml.html.fragment_fromstring(fragment, create_parent="div")
+    except (etree.ParserError, ValueError):
+        return normalize_space(html.unescape(re.sub(r"<[^>]+>", " ", fragment)))
+    for bad in root.xpath("//script|//style|//noscript"):
+        bad.drop_tree()
+    parts: list[str] = []
+    for event, el in etree.iterwalk(root, events=("start", "end")):
+        tag = el.tag if isinstance(el.tag, str) else ""
+        if event == "start":
+            if tag in _BLOCK_TAGS:
+                parts.append("\n\n" if tag != "br" else "\n")
+            if el.text and tag not in ("script", "style"):
+                parts.append(el.text)
+        else:
+            if tag in _BLOCK_TAGS:
+                parts.append("\n\n")
+            if el.tail and el is not root:
+                parts.append(el.tail)
+    return normalize_space("".join(parts))
+
+
+def text_hash(text: str) -> str:
+    """Hash of the normalized text: equal for texts that differ only in spacing or case."""
+    words = re.findall(r"\w+", text.lower())
+    return hashlib.sha256(" ".join(words).encode()).hexdigest()

@@ -1,0 +1,98 @@
+"""URL identity and address checks.
+
+``canonicalize`` decides when two links are the same article: lower-case scheme and host,
+default ports, fragments and tracking parameters dropped, the remaining query sorted
+(``www.`` is kept: it can be another site). ``is_private_address`` is the building block
+of the guard against server-side request forgery.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import socket
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+#: query parameters that only track the reader, never select the content
+TRACKING_PARAMS = frozenset(
+    {
+        "fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "twclid", "igshid",
+        "mc_cid", "mc_eid", "_hsenc", "_hsmi", "mkt_tok", "oly_anon_id", "oly_enc_id",
+        "ncid", "cmpid", "ito", "smid", "sr_share", "taid", "guccounter", "guce_referrer",
+        "guce_referrer_sig", "ref_src", "spm", "s_cid", "soc_src", "soc_trk", "ocid", "cvid",
+    }
+)
+TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "at_", "vero_", "__twitter")
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def canonicalize(url: str, base: str | None = None) -> str:
+    """Return the canonical form of ``url`` (resolved against ``base`` when relative)."""
+    if base:
+        url = urljoin(base, url.strip())
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower().rstrip(".")
+    with contextlib.suppress(UnicodeError):
+        host = host.encode("idna").decode("ascii") if host and not host.isascii() else host
+    port = parts.port if parts.port and parts.port != _DEFAULT_PORTS.get(scheme) else None
+    netloc = f"[{host}]" if ":" in host else host
+    if port:
+        netloc += f":{port}"
+    path = parts.path or "/"
+    query = [
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if k.lower() not in TRACKING_PARAMS and not k.lower().startswith(TRACKING_PREFIXES)
+    ]
+    query.sort()
+    return urlunsplit((scheme, netloc, path, urlencode(query, doseq=True), ""))
+
+
+def validate_feed_url(url: str) -> str | None:
+    """None when ``url`` can be polled, else what is wrong with it."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        return "not a valid URL"
+    if parts.scheme not in ("http", "https"):
+        return "expected an http:// or https:// URL"
+    if not parts.hostname:
+        return "URL has no host"
+    return None
+
+
+def host_of(url: str) -> str:
+    return (urlsplit(url).hostname or "").lower()
+
+
+def same_site(a: str, b: str) -> bool:
+    """True when two URLs are on the same host, ignoring a leading ``www.``."""
+    ha, hb = host_of(a), host_of(b)
+    return ha.removeprefix("www.") == hb.removeprefix("www.")
+
+
+def is_private_address(ip: str) -> bool:
+    """Loopback, private, link-local, multicast, reserved or unspecified."""
+    addr = ipaddress.ip_address(ip.split("%", 1)[0])
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
+        addr = addr.ipv4_mapped
+    return not addr.is_global or addr.is_multicast
+
+
+def resolves_to_private(host: str, port: int = 80) -> str | None:
+    """The first non-public address ``host`` resolves to, or None.
+
+    Raises OSError when the name does not resolve at all.
+    """
+    try:
+        return host if is_private_address(host) else None
+    except ValueError:
+        pass
+    for *_, sockaddr in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP):
+        ip = str(sockaddr[0])
+        if is_private_address(ip):
+            return ip
+    return None
