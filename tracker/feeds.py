@@ -34,12 +34,11 @@ def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None = None) 
     except Exception as exc:
         raise ParseError(f"{url}: feedparser failed: {type(exc).__name__}: {exc}") from exc
     bozo = _bozo_reason(parsed)
-    raw_entries = parsed.get("entries") or []
     version = parsed.get("version") or ""
-    if not raw_entries and (bozo or not version):
+    entries = tuple(e for e in (_entry(raw) for raw in parsed.get("entries") or []) if e is not None)
+    if not entries and (bozo or not version):
         what = bozo or "no feed elements found"
         raise ParseError(f"{url}: not a usable feed ({what})")
-    entries = tuple(e for e in (_entry(raw) for raw in raw_entries) if e is not None)
     feed_title = html_to_text(parsed.get("feed", {}).get("title", "") or "") or None
     return ParsedFeed(title=feed_title, entries=entries, version=version, bozo_reason=bozo)
 
