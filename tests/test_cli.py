@@ -1,0 +1,182 @@
+"""End to end through the `tracker` command, run as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tracker.demo.site import NewsSite, article_page, load_articles
+
+from .conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def tracker(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+            stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("TRACKER_CONFIG", None)
+    return subprocess.run([sys.executable, "-m", "tracker", *args], capture_output=True, text=True, cwd=cwd,
+                          env=full_env, input=stdin, timeout=300)
+
+
+def write_config(tmp_path: Path, site: NewsSite, extra: str = "") -> Path:
+    feeds = "".join(f'[[feeds]]\nname = "{n}"\nurl = "{u}"\n\n' for n, u in site.feed_urls().items())
+    cfg = tmp_path / "tracker.toml"
+    cfg.write_text(f'[database]\nurl = "sqlite:///data/tracker.sqlite"\n\n[rules]\npaths = ["{REPO / "rules"}"]\n\n'
+                   f"{feeds}{extra}", encoding="utf-8")
+    return cfg
+
+
+def test_init_poll_and_tagged_items_view(tmp_path: Path, news_site: NewsSite) -> None:
+    cfg = write_config(tmp_path, news_site)
+    init = tracker("--config", str(cfg), "init")
+    assert init.returncode == 0, init.stderr
+    assert "database ready" in init.stdout
+    poll = tracker("--config", str(cfg), "poll", "--once")
+    assert poll.returncode == 0, poll.stderr
+    assert "30 new articles" in poll.stdout
+    assert "trump-xi-meeting" in poll.stdout
+    db = tmp_path / "data" / "tracker.sqlite"  # relative to the config file
+    con = sqlite3.connect(db)
+    rows = con.execute("SELECT item_id, url, title, source, published_at, rule_id, score FROM tagged_items").fetchall()
+    assert rows
+    by_rule: dict[str, set[str]] = {}
+    for _item, url, _title, source, published, rule, score in rows:
+        assert url.startswith(news_site.base_url) and "utm_" not in url
+        assert source in news_site.feed_urls() and published and score > 0
+        by_rule.setdefault(rule, set()).add(url.rsplit("/", 1)[-1].removesuffix(".html"))
+    # Our own demo content: unrelated articles stay untagged; most topic articles are found.
+    tagged = set().union(*by_rule.values())
+    assert not [a["slug"] for a in news_site.articles if not a["topics"] and a["slug"] in tagged]
+    for topic in {t for a in news_site.articles for t in a["topics"]}:
+        labeled = {a["slug"] for a in news_site.articles if topic in a["topics"]}
+        assert len(labeled & by_rule.get(topic, set())) >= 0.6 * len(labeled), topic
+    assert con.execute("SELECT count(*) FROM items").fetchone()[0] == 30
+    # A second poll: 304s, nothing new, exit 0.
+    again = tracker("--config", str(cfg), "poll", "--once")
+    assert again.returncode == 0 and "0 new articles" in again.stdout
+    feeds = tracker("--config", str(cfg), "feeds")
+    assert feeds.returncode == 0 and "not_modified" in feeds.stdout
+
+
+def test_poll_exits_zero_when_a_feed_fails(tmp_path: Path, news_site: NewsSite) -> None:
+    cfg = write_config(tmp_path, news_site, '[[feeds]]\nname = "Dead"\nurl = "http://127.0.0.1:9/feed.xml"\n')
+    poll = tracker("--config", str(cfg), "poll", "--once")
+    assert poll.returncode == 0, poll.stderr
+    assert "Failed feeds:" in poll.stdout and "Dead" in poll.stdout
+
+
+@pytest.mark.parametrize(
+    ("body", "key"),
+    [
+        ('[databse]\nurl = "sqlite:///x.sqlite"\n', "databse"),
+        ('[[feeds]]\nname = "x"\nurl = 5\n', "feeds[0].url"),
+        ('[[feeds]]\nname = "x"\nurl = "ftp://example.com/feed"\n', "feeds[0].url"),
+        ('[fetch]\nallow_private_addresses = "yes"\n', "fetch.allow_private_addresses"),
+        ('[[digests]]\nname = "d"\nto = ["a@example.com"]\ntimezone = "Mars/Olympus"\n', "digests[0].timezone"),
+        ("[database\n", "line 1"),
+    ],
+)
+def test_bad_config_one_line_exit_2_nothing_written(tmp_path: Path, body: str, key: str) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(body + '\n[rules]\npaths = ["rules"]\n' if "[rules]" not in body and "[database\n" != body
+                   else body, encoding="utf-8")
+    result = tracker("--config", str(cfg), "poll", "--once", cwd=tmp_path, env={"TRACKER_HOME": str(tmp_path / "h")})
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert str(cfg) in lines[0] and key in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    result = tracker("--config", str(tmp_path / "nope.toml"), "init")
+    assert result.returncode == 2 and "nope.toml" in result.stderr and "not found" in result.stderr
+
+
+def test_extract_prints_one_line_per_file_in_order(tmp_path: Path) -> None:
+    articles = load_articles()[:3]
+    files = []
+    for i, art in enumerate(articles):
+        path = tmp_path / f"{i}.html"
+        path.write_text(article_page(art, articles, "http://news.example"), encoding="utf-8")
+        files.append(path)
+    junk = tmp_path / "junk.html"
+    junk.write_bytes(b"<html><head></head><body><script>var x = 1;</script></body></html>")
+    missing = tmp_path / "missing.html"
+    result = tracker("extract", str(files[0]), str(junk), str(files[1]), str(missing), str(files[2]))
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(lines) == 5
+    assert [rec["source"] for rec in lines] == [str(files[0]), str(junk), str(files[1]), str(missing), str(files[2])]
+    for rec, art in zip([lines[0], lines[2], lines[4]], articles, strict=True):
+        assert rec["title"] == art["title"]
+        assert art["paragraphs"][0][:60] in rec["text"]
+        assert rec["author"] == art["author"]
+        assert rec["published"].startswith(art["published"][:10])
+    assert lines[1]["text"] is None
+    assert lines[3]["text"] is None and lines[3]["error"]
+
+
+def test_match_jsonl_contract(tmp_path: Path) -> None:
+    docs = [
+        {"id": "a", "title": "Trump and Xi meet in Beijing",
+         "text": "Donald Trump met Xi Jinping in Beijing for a summit on trade.\n\nThe two leaders talked for "
+                 "three hours, and President Trump said the meeting with Xi went very well."},
+        {"id": 7, "title": "Local bakery wins award", "text": "The bakery on Main Street won a regional prize."},
+    ]
+    stdin = "".join(json.dumps(d) + "\n" for d in docs) + "\n"
+    result = tracker("match", "-", "--explain", stdin=stdin)
+    assert result.returncode == 0, result.stderr
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [o["id"] for o in out] == ["a", 7]
+    (m,) = out[0]["matches"]
+    assert m["rule"] == "trump-xi-meeting" and m["score"] > 0 and m["snippets"] and m["terms"]
+    assert out[1]["matches"] == []
+    bad = tracker("match", "-", stdin='{"id": 1, "title": "x", "text": "y"}\nnot json\n')
+    assert bad.returncode == 2 and "<stdin>:2" in bad.stderr
+
+
+def test_rules_check_reports_file_and_line(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "entities.toml").write_text('[acme]\ntype = "org"\nnames = ["Acme"]\n', encoding="utf-8")
+    (rules / "good.toml").write_text('id = "good"\nall = [["@acme"], ["merger"]]\n', encoding="utf-8")
+    (rules / "bad.toml").write_text('id = "bad"\ntitle = "Bad"\nall = [\n  ["@nobody"],\n]\n', encoding="utf-8")
+    cfg = tmp_path / "t.toml"
+    cfg.write_text(f'[rules]\npaths = ["{rules}"]\n', encoding="utf-8")
+    result = tracker("--config", str(cfg), "rules", "check")
+    assert result.returncode == 2
+    assert f"{rules / 'bad.toml'}:4" in result.stderr and "@nobody" in result.stderr
+    (rules / "bad.toml").unlink()
+    ok = tracker("--config", str(cfg), "rules", "check")
+    assert ok.returncode == 0 and "1 rules" in ok.stdout
+
+
+def test_shipped_rules_check_clean() -> None:
+    result = tracker("rules", "check", env={"TRACKER_HOME": "/nonexistent"})
+    assert result.returncode == 0, result.stderr
+    for topic in ("ford-china-jv", "trump-xi-meeting", "gm-opposition", "industry-opposition",
+                  "chinese-automakers-us-entry"):
+        assert topic in result.stdout
+
+
+def test_demo_from_any_directory(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    result = tracker("demo", cwd=tmp_path, env={"TRACKER_HOME": str(home)})
+    assert result.returncode == 0, result.stderr
+    db = home / "demo.sqlite"
+    assert str(db) in result.stdout
+    for word in ("entries", "extracted", "fallbacks", "Topics", "tagged_items"):
+        assert word in result.stdout
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT count(*) FROM items").fetchone()[0] == len(load_articles())
+    assert con.execute("SELECT count(DISTINCT rule_id) FROM tagged_items").fetchone()[0] == 5
