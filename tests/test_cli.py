@@ -18,19 +18,29 @@ from .conftest import REPO
 pytestmark = pytest.mark.slow
 
 
-def tracker(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-            stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def tracker(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, **(env or {})}
     full_env.pop("TRACKER_CONFIG", None)
-    return subprocess.run([sys.executable, "-m", "tracker", *args], capture_output=True, text=True, cwd=cwd,
-                          env=full_env, input=stdin, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "tracker", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=full_env,
+        input=stdin,
+        timeout=300,
+    )
 
 
 def write_config(tmp_path: Path, site: NewsSite, extra: str = "") -> Path:
     feeds = "".join(f'[[feeds]]\nname = "{n}"\nurl = "{u}"\n\n' for n, u in site.feed_urls().items())
     cfg = tmp_path / "tracker.toml"
-    cfg.write_text(f'[database]\nurl = "sqlite:///data/tracker.sqlite"\n\n[rules]\npaths = ["{REPO / "rules"}"]\n\n'
-                   f"{feeds}{extra}", encoding="utf-8")
+    cfg.write_text(
+        f'[database]\nurl = "sqlite:///data/tracker.sqlite"\n\n[rules]\npaths = ["{REPO / "rules"}"]\n\n{feeds}{extra}',
+        encoding="utf-8",
+    )
     return cfg
 
 
@@ -86,8 +96,10 @@ def test_poll_exits_zero_when_a_feed_fails(tmp_path: Path, news_site: NewsSite) 
 )
 def test_bad_config_one_line_exit_2_nothing_written(tmp_path: Path, body: str, key: str) -> None:
     cfg = tmp_path / "bad.toml"
-    cfg.write_text(body + '\n[rules]\npaths = ["rules"]\n' if "[rules]" not in body and "[database\n" != body
-                   else body, encoding="utf-8")
+    cfg.write_text(
+        body + '\n[rules]\npaths = ["rules"]\n' if "[rules]" not in body and body != "[database\n" else body,
+        encoding="utf-8",
+    )
     result = tracker("--config", str(cfg), "poll", "--once", cwd=tmp_path, env={"TRACKER_HOME": str(tmp_path / "h")})
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
@@ -128,9 +140,12 @@ def test_extract_prints_one_line_per_file_in_order(tmp_path: Path) -> None:
 
 def test_match_jsonl_contract(tmp_path: Path) -> None:
     docs = [
-        {"id": "a", "title": "Trump and Xi meet in Beijing",
-         "text": "Donald Trump met Xi Jinping in Beijing for a summit on trade.\n\nThe two leaders talked for "
-                 "three hours, and President Trump said the meeting with Xi went very well."},
+        {
+            "id": "a",
+            "title": "Trump and Xi meet in Beijing",
+            "text": "Donald Trump met Xi Jinping in Beijing for a summit on trade.\n\nThe two leaders talked for "
+            "three hours, and President Trump said the meeting with Xi went very well.",
+        },
         {"id": 7, "title": "Local bakery wins award", "text": "The bakery on Main Street won a regional prize."},
     ]
     stdin = "".join(json.dumps(d) + "\n" for d in docs) + "\n"
@@ -164,8 +179,13 @@ def test_rules_check_reports_file_and_line(tmp_path: Path) -> None:
 def test_shipped_rules_check_clean() -> None:
     result = tracker("rules", "check", env={"TRACKER_HOME": "/nonexistent"})
     assert result.returncode == 0, result.stderr
-    for topic in ("ford-china-jv", "trump-xi-meeting", "gm-opposition", "industry-opposition",
-                  "chinese-automakers-us-entry"):
+    for topic in (
+        "ford-china-jv",
+        "trump-xi-meeting",
+        "gm-opposition",
+        "industry-opposition",
+        "chinese-automakers-us-entry",
+    ):
         assert topic in result.stdout
 
 

@@ -18,7 +18,9 @@ RSS_TYPE = {"content-type": "application/rss+xml; charset=utf-8"}
 ATOM_TYPE = {"content-type": "application/atom+xml"}
 
 
-def parse(body: str | bytes, url: str = "https://feeds.example/feed", headers: dict[str, str] | None = None) -> ParsedFeed:
+def parse(
+    body: str | bytes, url: str = "https://feeds.example/feed", headers: dict[str, str] | None = None
+) -> ParsedFeed:
     data = body.encode("utf-8") if isinstance(body, str) else body
     return parse_feed(data, url, RSS_TYPE if headers is None else headers)
 
@@ -157,7 +159,8 @@ ATOM = """<?xml version="1.0" encoding="utf-8"?>
     <updated>2026-01-05T10:00:00-05:00</updated>
     <author><name>Ravi Okonjo</name></author>
     <summary>Stalls reopen.</summary>
-    <content type="html">&lt;p&gt;Stalls reopen along the river.&lt;/p&gt;&lt;p&gt;Vendors expect crowds.&lt;/p&gt;</content>
+    <content type="html">&lt;p&gt;Stalls reopen along the river.&lt;/p&gt;
+      &lt;p&gt;Vendors expect crowds.&lt;/p&gt;</content>
   </entry>
   <entry xml:base="/archive/">
     <title>An old lamp is found</title>
@@ -188,7 +191,9 @@ def test_atom10_with_xml_base_resolves_relative_links() -> None:
 def test_atom10_relative_links_without_xml_base_resolve_against_the_feed_url() -> None:
     body = ATOM.replace(' xml:base="https://lantern.example/blog/"', "").replace(' xml:base="/archive/"', "")
     feed = parse(body, url="https://lantern.example/notes/feed.atom", headers=ATOM_TYPE)
-    assert by_title(feed, "Night markets return to the river").link == "https://lantern.example/notes/posts/night-markets"
+    assert (
+        by_title(feed, "Night markets return to the river").link == "https://lantern.example/notes/posts/night-markets"
+    )
     assert by_title(feed, "An old lamp is found").link == "https://lantern.example/notes/lamp.html"
 
 
@@ -283,14 +288,14 @@ def test_plain_text_is_a_parse_error() -> None:
         parse(b"this is not a feed at all", headers={"content-type": "text/plain"})
 
 
-@pytest.mark.xfail(
-    reason="BUG: with no HTTP headers feedparser flags NonXMLContentType and parse_feed reports a "
-    "well-formed document as bozo",
-    strict=True,
-)
 def test_wellformed_feed_without_headers_is_not_bozo() -> None:
     feed = parse_feed(rss(FERRY_ITEM).encode(), "https://gazette.example/rss.xml")
     assert feed.bozo_reason is None
+
+
+def test_wellformed_empty_feed_without_headers_is_not_an_error() -> None:
+    feed = parse_feed(rss("").encode(), "https://gazette.example/rss.xml")
+    assert feed.entries == ()
 
 
 # --- encodings ---------------------------------------------------------------------------------------
@@ -385,7 +390,9 @@ RSS_PARSER_EXPECTED = [
 
 @pytest.mark.corpus
 def test_every_expected_json_is_covered(corpus: Path) -> None:
-    found = sorted(p.name.removesuffix(".rss-parser.json") for p in (corpus / "feeds/real/rss-parser/expected").iterdir())
+    found = sorted(
+        p.name.removesuffix(".rss-parser.json") for p in (corpus / "feeds/real/rss-parser/expected").iterdir()
+    )
     assert found == sorted(RSS_PARSER_EXPECTED)
 
 

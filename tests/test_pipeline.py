@@ -123,8 +123,7 @@ def test_failing_feeds_are_recorded_and_the_cycle_goes_on(store: Store, http_ser
     http_server.routes["/slow.xml"] = Response(200, rss([good]), RSS_HEADERS, delay=2.5)
     http_server.routes["/error.xml"] = Response(500, b"oops", {"Content-Type": "text/plain"})
     http_server.routes["/html.xml"] = Response(200, page("Not a feed"), HTML_HEADERS)
-    http_server.routes["/broken.xml"] = Response(200, b"<?xml version='1.0'?><rss><channel><item><title>x",
-                                                 RSS_HEADERS)
+    http_server.routes["/broken.xml"] = Response(200, b"<?xml version='1.0'?><rss><channel><item><title>x", RSS_HEADERS)
     feeds = {n: http_server.url(f"/{n}.xml") for n in ("good", "slow", "error", "html", "broken", "missing")}
     report = poll_once(config(store, feeds), store)
     status = {f.name: f.status for f in report.feeds}
@@ -184,13 +183,15 @@ def test_canonical_url_from_page_and_tracking_parameters(store: Store, http_serv
 
 
 def test_extraction_falls_back_to_feed_text(store: Store, http_server: HTTPServer) -> None:
-    long_content = "".join(f"<p>{p}</p>" for p in
-                           ("Full feed content paragraph about the tram line and its new stops. " * 4,) * 3)
+    long_content = "".join(
+        f"<p>{p}</p>" for p in ("Full feed content paragraph about the tram line and its new stops. " * 4,) * 3
+    )
     gone = Entry(slug="gone", title="Page gone", link=http_server.url("/news/gone.html"), content=long_content)
     thin = serve_story(http_server, "thin", "Thin page", paragraphs=("Subscribe to read.",))
     thin.content = long_content
-    only_summary = Entry(slug="sum", title="Only summary", link=http_server.url("/news/none.html"),
-                         summary="The council met on Tuesday.")
+    only_summary = Entry(
+        slug="sum", title="Only summary", link=http_server.url("/news/none.html"), summary="The council met on Tuesday."
+    )
     http_server.routes["/feed.xml"] = Response(200, rss([gone, thin, only_summary]), RSS_HEADERS)
     report = poll_once(config(store, {"F": http_server.url("/feed.xml")}), store)
     assert by_name(report)["F"].fallbacks == 3
@@ -202,8 +203,9 @@ def test_extraction_falls_back_to_feed_text(store: Store, http_server: HTTPServe
     assert got["Only summary"]["text"] == "The council met on Tuesday."
 
 
-def test_rerun_after_crash_before_feed_state_is_recorded(store: Store, news_site: NewsSite,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rerun_after_crash_before_feed_state_is_recorded(
+    store: Store, news_site: NewsSite, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cfg = config(store, news_site.feed_urls())
     calls = {"n": 0}
     real = Store.record_fetch
@@ -218,14 +220,20 @@ def test_rerun_after_crash_before_feed_state_is_recorded(store: Store, news_site
     with pytest.raises(KeyboardInterrupt):
         poll_once(cfg, store)
     stored_before = store.count("items")
-    assert 0 < stored_before
+    assert stored_before > 0
     monkeypatch.setattr(Store, "record_fetch", real)
     poll_once(cfg, store)
     assert store.count("items") == len(news_site.articles)
     dupes = rows(store, "SELECT url, count(*) AS n FROM items GROUP BY url HAVING n > 1")
     assert dupes == []
-    assert rows(store, "SELECT count(*) AS n FROM (SELECT item_id, feed_id FROM item_sources "
-                       "GROUP BY item_id, feed_id HAVING count(*) > 1)")[0]["n"] == 0
+    assert (
+        rows(
+            store,
+            "SELECT count(*) AS n FROM (SELECT item_id, feed_id FROM item_sources "
+            "GROUP BY item_id, feed_id HAVING count(*) > 1)",
+        )[0]["n"]
+        == 0
+    )
 
 
 def test_private_article_links_refused_on_other_hosts(store: Store, http_server: HTTPServer) -> None:
@@ -233,8 +241,12 @@ def test_private_article_links_refused_on_other_hosts(store: Store, http_server:
     # that resolves to loopback and must not be fetched, unless allowed.
     http_server.routes["/private.html"] = Response(200, page("Private"), HTML_HEADERS)
     port = http_server.base_url.rsplit(":", 1)[1]
-    entry = Entry(slug="p", title="Private link", link=f"http://localhost:{port}/private.html",
-                  summary="Only the summary may be stored.")
+    entry = Entry(
+        slug="p",
+        title="Private link",
+        link=f"http://localhost:{port}/private.html",
+        summary="Only the summary may be stored.",
+    )
     http_server.routes["/feed.xml"] = Response(200, rss([entry]), RSS_HEADERS)
     poll_once(config(store, {"F": http_server.url("/feed.xml")}), store)
     assert http_server.hits("/private.html") == 0

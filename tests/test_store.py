@@ -20,8 +20,13 @@ from tracker.types import Article, FeedSource, Match, TextSource
 
 
 def article(url: str = "https://news.example/a/1", **kw: object) -> Article:
-    base = dict(url=url, title="Ford weighs a partner", text="Body text. " * 40, text_source=TextSource.EXTRACTED,
-                published=datetime(2026, 2, 1, 12, tzinfo=UTC))
+    base = dict(
+        url=url,
+        title="Ford weighs a partner",
+        text="Body text. " * 40,
+        text_source=TextSource.EXTRACTED,
+        published=datetime(2026, 2, 1, 12, tzinfo=UTC),
+    )
     base.update(kw)
     return Article(**base)  # type: ignore[arg-type]
 
@@ -57,10 +62,12 @@ def test_database_newer_than_code_is_refused(tmp_path: Path) -> None:
 def test_add_item_once_and_link_second_source(store: Store) -> None:
     feeds = store.sync_feeds([FeedSource("https://a.example/feed", "A"), FeedSource("https://b.example/rss", "B")])
     a, b = feeds
-    match = Match(rule="ford-china-jv", score=2.5, terms=("Ford", "BYD"), snippets=("Ford and BYD ...",),
-                  rule_hash="abc")
-    item_id, created = store.add_item(article(), [match], feed_id=a.id, entry_url="https://news.example/a/1",
-                                      guid="g1", raw_html=b"<html>page</html>")
+    match = Match(
+        rule="ford-china-jv", score=2.5, terms=("Ford", "BYD"), snippets=("Ford and BYD ...",), rule_hash="abc"
+    )
+    item_id, created = store.add_item(
+        article(), [match], feed_id=a.id, entry_url="https://news.example/a/1", guid="g1", raw_html=b"<html>page</html>"
+    )
     assert created
     again, created_again = store.add_item(article(), [match], feed_id=b.id, guid="g2")
     assert (again, created_again) == (item_id, False)
@@ -80,10 +87,18 @@ def test_add_item_once_and_link_second_source(store: Store) -> None:
 
 def test_lookup_by_item_url_entry_url_and_guid(store: Store) -> None:
     (feed,) = store.sync_feeds([FeedSource("https://a.example/feed", "A")])
-    item_id, _ = store.add_item(article("https://news.example/canonical"), [], feed_id=feed.id,
-                                entry_url="https://news.example/entry?id=1", guid="guid-1")
-    found, guids = store.lookup(feed.id, ["https://news.example/canonical", "https://news.example/entry?id=1",
-                                          "https://news.example/other"], ["guid-1", "guid-2"])
+    item_id, _ = store.add_item(
+        article("https://news.example/canonical"),
+        [],
+        feed_id=feed.id,
+        entry_url="https://news.example/entry?id=1",
+        guid="guid-1",
+    )
+    found, guids = store.lookup(
+        feed.id,
+        ["https://news.example/canonical", "https://news.example/entry?id=1", "https://news.example/other"],
+        ["guid-1", "guid-2"],
+    )
     assert found == {"https://news.example/canonical": item_id, "https://news.example/entry?id=1": item_id}
     assert guids == {"guid-1"}
 

@@ -42,7 +42,6 @@ def poll_once(config: Config, store: Store | None = None, *, all_feeds: bool = T
         return run_cycle(store, fetcher, matcher, extractor, config.poll, feeds=feeds)
 
 
-
 def extract_sources(sources: Sequence[str], fetch: FetchConfig) -> Iterator[dict[str, Any]]:
     """`tracker extract`: build an Article from each file or URL, in order, as a JSON-ready dict."""
     fetcher: Fetcher | None = None
@@ -54,8 +53,12 @@ def extract_sources(sources: Sequence[str], fetch: FetchConfig) -> Iterator[dict
                 fetcher = fetcher or Fetcher(fetch)
                 try:
                     page = fetcher.get(source)
-                    job = ExtractJob(url=source, html=page.body, final_url=page.final_url,
-                                     content_type=page.headers.get("content-type"))
+                    job = ExtractJob(
+                        url=source,
+                        html=page.body,
+                        final_url=page.final_url,
+                        content_type=page.headers.get("content-type"),
+                    )
                 except FetchError as exc:
                     error = str(exc)
             else:

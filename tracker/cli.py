@@ -8,6 +8,7 @@ libraries (trafilatura, lxml, SQLAlchemy) are imported inside the commands so th
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -70,8 +71,13 @@ pass_ctx = click.make_pass_decorator(Context)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config_path", metavar="FILE", envvar="TRACKER_CONFIG",
-              help="Config file (TOML). Default: $TRACKER_CONFIG, else ./tracker.toml, else built-in defaults.")
+@click.option(
+    "--config",
+    "config_path",
+    metavar="FILE",
+    envvar="TRACKER_CONFIG",
+    help="Config file (TOML). Default: $TRACKER_CONFIG, else ./tracker.toml, else built-in defaults.",
+)
 @click.option("-v", "--verbose", count=True, help="More log output on stderr (-v info, -vv debug).")
 @click.version_option(__version__, prog_name="tracker")
 @click.pass_context
@@ -181,8 +187,12 @@ def extract(ctx: Context, sources: tuple[str, ...]) -> None:
 
 
 @cli.command()
-@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Where to write the demo database (default: demo.sqlite in the data directory).")
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the demo database (default: demo.sqlite in the data directory).",
+)
 @pass_ctx
 @handle_errors
 def demo(ctx: Context, db_path: Path | None) -> None:
@@ -191,10 +201,12 @@ def demo(ctx: Context, db_path: Path | None) -> None:
     Works offline: starts the demo site, runs one full cycle, prints what happened per
     feed and per topic, and where the database is.
     """
+    from . import resources
     from .demo.run import run_demo
 
     ctx.setup_logging()
-    run_demo(db_path, echo=click.echo)
+    home = resources.data_dir(os.environ.get("TRACKER_HOME"))
+    run_demo(db_path or home / "demo.sqlite", echo=click.echo)
 
 
 @cli.command()
@@ -208,8 +220,15 @@ def feeds(ctx: Context) -> None:
     store = open_store(ctx.config)
     store.sync_feeds(ctx.config.feeds)
     rows = [
-        (r["name"], r["last_success_at"], r["last_status"] or "never", r["consecutive_failures"], r["items"],
-         r["next_poll_at"], r["last_error"] or "")
+        (
+            r["name"],
+            r["last_success_at"],
+            r["last_status"] or "never",
+            r["consecutive_failures"],
+            r["items"],
+            r["next_poll_at"],
+            r["last_error"] or "",
+        )
         for r in store.feed_health()
         if r["active"]
     ]
@@ -233,8 +252,9 @@ def rules_check(ctx: Context) -> None:
         click.echo(str(err), err=True)
     if errors:
         sys.exit(2)
-    click.echo(f"{len(ruleset.rules)} rules and {len(ruleset.entities)} entities OK: "
-               + ", ".join(r.id for r in ruleset.rules))
+    click.echo(
+        f"{len(ruleset.rules)} rules and {len(ruleset.entities)} entities OK: " + ", ".join(r.id for r in ruleset.rules)
+    )
 
 
 def main() -> None:

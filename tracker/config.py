@@ -71,7 +71,7 @@ class DigestConfig:
 
 @dataclass(frozen=True, slots=True)
 class Config:
-    database_url: str
+    database_url: str = field(repr=False)  # may carry a password
     feeds: tuple[FeedSource, ...]
     rule_paths: tuple[Path, ...]
     fetch: FetchConfig = FetchConfig()
@@ -134,7 +134,7 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
     env = os.environ if env is None else env
     file = find_config_file(path, env)
     if file is None:
-        return _defaults()
+        return _defaults(env)
     try:
         with open(file, "rb") as fh:
             data = tomllib.load(fh)
@@ -147,9 +147,9 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
     return parse_config(data, file, env)
 
 
-def _defaults() -> Config:
+def _defaults(env: Mapping[str, str]) -> Config:
     return Config(
-        database_url=default_database_url(),
+        database_url=default_database_url(resources.data_dir(env.get("TRACKER_HOME"))),
         feeds=default_feeds(),
         rule_paths=(resources.bundled("rules"),),
         feeds_are_default=True,
@@ -164,7 +164,7 @@ def parse_config(data: Mapping[str, Any], file: Path, env: Mapping[str, str]) ->
     where = str(file)
     base = file.resolve().parent
     _no_unknown(data, _TOP_KEYS, where, "")
-    cfg = _defaults()
+    cfg = _defaults(env)
     database = _table(data, "database", where)
     _no_unknown(database, {"url"}, where, "database.")
     if "url" in database:

@@ -26,7 +26,9 @@ logger = logging.getLogger(__name__)
 def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None = None) -> ParsedFeed:
     """Parse ``body`` fetched from ``url``; raise ParseError when it is not a usable feed."""
     response_headers = {k.lower(): v for k, v in (headers or {}).items()}
-    response_headers.setdefault("content-location", url)
+    response_headers.setdefault("content-location", url)  # the base for relative links
+    # A missing Content-Type would make feedparser flag every document as malformed.
+    response_headers.setdefault("content-type", "application/xml")
     if not body.strip():
         raise ParseError(f"{url}: empty document")
     try:

@@ -29,8 +29,7 @@ logger = logging.getLogger(__name__)
 Guard = Callable[[str], None]
 
 FEED_ACCEPT = (
-    "application/rss+xml, application/atom+xml, application/rdf+xml, application/xml;q=0.9, "
-    "text/xml;q=0.9, */*;q=0.5"
+    "application/rss+xml, application/atom+xml, application/rdf+xml, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
 )
 PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
 DEFAULT_USER_AGENT = f"newstracker/{__version__} (+https://github.com/newstracker/newstracker)"
@@ -118,6 +117,10 @@ class Fetcher:
                 return None, str(response.next_request.url)
             if response.status_code == 304:
                 return self._result(first_url, response, None, started), None
+            if 300 <= response.status_code < 400:
+                raise FetchError(
+                    url, f"HTTP {response.status_code} redirect without a usable Location", FetchStatus.HTTP_ERROR
+                )
             if response.status_code >= 400:
                 raise FetchError(
                     url, f"HTTP {response.status_code} {response.reason_phrase}".rstrip(), FetchStatus.HTTP_ERROR

@@ -77,10 +77,17 @@ class Matcher:
                     self._finders[term] = (
                         _EntityFinder(ruleset.members(term[1:])) if term.startswith("@") else term_pattern(term)
                     )
+        # A literal every hit must contain (lower-cased): a cheap substring test skips the
+        # regular expressions of terms that cannot occur in a document.
+        self._probes = {term: _probe(term) for term in self._finders}
 
     def match(self, title: str, text: str) -> list[Match]:
         doc = _Document(title or "", text or "")
-        hits = {term: self._find(term, doc.full) for term in self._finders}
+        lowered = doc.full.lower()
+        hits = {
+            term: self._find(term, doc.full) if self._probes[term] in lowered else []
+            for term in self._finders
+        }
         out = []
         for rule in self.ruleset.rules:
             m = _evaluate(rule, doc, hits)
@@ -95,6 +102,13 @@ class Matcher:
         return [Hit(m.start(), m.end(), m.group(0)) for m in finder.finditer(full)]
 
 
+def _probe(term: str) -> str:
+    if term.startswith("@"):
+        return ""
+    words = [w.rstrip("*") for w in re.split(r"[\s\-]+", term.strip()) if w.rstrip("*")]
+    return max(words, key=len).lower() if words else ""
+
+
 def _terms(rule: Rule) -> list[str]:
     return [t for g in rule.all_of for t in g] + list(rule.any_of) + list(rule.none_of)
 
@@ -105,14 +119,15 @@ class _Document:
     def __init__(self, title: str, text: str) -> None:
         self.full = title + "\n\n" + text
         offset = len(title) + 2
-        self.paragraphs = [(0, len(title))]
+        title_window = (0, len(title))  # always window 0, even when empty, and never split
+        self.paragraphs = [title_window]
         pos = 0
         for m in _PARAGRAPH_BREAK.finditer(text):
             self._add(self.paragraphs, offset + pos, offset + m.start())
             pos = m.end()
         self._add(self.paragraphs, offset + pos, offset + len(text))
-        self.sentences: list[tuple[int, int]] = []
-        for start, end in self.paragraphs:
+        self.sentences: list[tuple[int, int]] = [title_window]
+        for start, end in self.paragraphs[1:]:
             pos = start
             for m in _SENTENCE_END.finditer(self.full, start, end):
                 self._add(self.sentences, pos, m.start())
@@ -160,13 +175,12 @@ def _evaluate(rule: Rule, doc: _Document, hits: dict[str, list[Hit]]) -> Match |
     if score < rule.threshold:
         return None
     terms: dict[str, str] = {}
-    for w in good:
-        for g in group_windows:
-            for h in sorted(g.get(w, []), key=lambda h: h.start):
-                terms.setdefault(h.surface.lower(), h.surface)
+    for h in sorted((h for g in group_windows for w in good for h in g.get(w, [])), key=lambda h: h.start):
+        terms.setdefault(h.surface.lower(), h.surface)
     snippets = tuple(_snippet(doc.full, *windows[w]) for w in good[:2])
-    return Match(rule=rule.id, score=round(score, 3), terms=tuple(terms.values()), snippets=snippets,
-                 rule_hash=rule.content_hash)
+    return Match(
+        rule=rule.id, score=round(score, 3), terms=tuple(terms.values()), snippets=snippets, rule_hash=rule.content_hash
+    )
 
 
 def _snippet(full: str, start: int, end: int, limit: int = 320) -> str:

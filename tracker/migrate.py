@@ -23,9 +23,7 @@ logger = logging.getLogger(__name__)
 def alembic_config() -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(resources.bundled("migrations")))
-    cfg.set_main_option(
-        "file_template", "%%(year)d%%(month).2d%%(day).2d_%%(hour).2d%%(minute).2d_%%(rev)s_%%(slug)s"
-    )
+    cfg.set_main_option("file_template", "%%(year)d%%(month).2d%%(day).2d_%%(hour).2d%%(minute).2d_%%(rev)s_%%(slug)s")
     return cfg
 
 

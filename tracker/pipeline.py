@@ -185,8 +185,9 @@ class Cycle:
 
     def _queue_new_entries(self, work: _FeedWork, entries: Sequence[FeedEntry]) -> None:
         links = {e: canonicalize(e.link) if e.link else None for e in entries}
-        stored, seen_guids = self.store.lookup(work.feed.id, [u for u in links.values() if u],
-                                               [e.guid for e in entries if e.guid])
+        stored, seen_guids = self.store.lookup(
+            work.feed.id, [u for u in links.values() if u], [e.guid for e in entries if e.guid]
+        )
         for entry, link in links.items():
             if entry.guid and entry.guid in seen_guids:
                 continue
@@ -316,8 +317,14 @@ class Cycle:
         self.store.record_fetch(work.feed, outcome)
         logger.info(
             "feed done name=%r status=%s entries=%d new=%d extracted=%d fallbacks=%d article_failures=%d ms=%d",
-            work.feed.name, work.status.value, work.entries, work.new, work.extracted, work.fallbacks,
-            work.article_failures, outcome.duration_ms,
+            work.feed.name,
+            work.status.value,
+            work.entries,
+            work.new,
+            work.extracted,
+            work.fallbacks,
+            work.article_failures,
+            outcome.duration_ms,
         )
 
     @staticmethod

@@ -37,8 +37,7 @@ def _is_num(v: str) -> bool:
 
 def cycle_summary(report: CycleReport, *, top: int = 3) -> str:
     rows = [
-        (f.name, f.status.value, f.entries, f.new, f.extracted, f.fallbacks, f.article_failures)
-        for f in report.feeds
+        (f.name, f.status.value, f.entries, f.new, f.extracted, f.fallbacks, f.article_failures) for f in report.feeds
     ]
     parts = [table(("feed", "status", "entries", "new", "extracted", "fallbacks", "failures"), rows)]
     seconds = (report.finished_at - report.started_at).total_seconds()

@@ -7,7 +7,6 @@ from the checkout itself. Everything else asks this module, never guesses a path
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import platformdirs
@@ -29,15 +28,15 @@ def is_checkout() -> bool:
     return (_CHECKOUT / "pyproject.toml").is_file() and (_CHECKOUT / "db").is_dir()
 
 
-def data_dir() -> Path:
+def data_dir(home: str | None = None) -> Path:
     """Where the default SQLite database lives.
 
-    ``$TRACKER_HOME`` when set; ``db/`` of the source checkout when running from one;
-    otherwise the user data directory (e.g. ``~/.local/share/newstracker``).
+    ``home`` (the config layer passes ``$TRACKER_HOME``) when set; ``db/`` of the source
+    checkout when running from one; otherwise the user data directory
+    (e.g. ``~/.local/share/newstracker``).
     """
-    env = os.environ.get("TRACKER_HOME")
-    if env:
-        return Path(env)
+    if home:
+        return Path(home)
     if is_checkout():
         return _CHECKOUT / "db"
     return Path(platformdirs.user_data_dir("newstracker", appauthor=False))

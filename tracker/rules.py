@@ -24,8 +24,19 @@ ENTITY_FILE = "entities.toml"
 RULE_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 ENTITY_TYPES = {"org", "person", "place", "group"}
 WINDOWS = {"paragraph", "sentence", "document"}
-_RULE_KEYS = {"id", "title", "description", "all", "any", "none", "window", "min_windows", "threshold", "owner",
-              "priority"}
+_RULE_KEYS = {
+    "id",
+    "title",
+    "description",
+    "all",
+    "any",
+    "none",
+    "window",
+    "min_windows",
+    "threshold",
+    "owner",
+    "priority",
+}
 _ENTITY_KEYS = {"type", "names", "exclude", "groups", "description"}
 
 
@@ -92,8 +103,13 @@ def check_rules(paths: Iterable[Path]) -> tuple[RuleSet, list[RuleError]]:
             entity_bytes += raw
             for ent in _entities(data, path, raw.decode("utf-8", "replace")):
                 if ent.id in entities:
-                    errors.append(RuleError(f"entity {ent.id!r} defined twice", path=str(path),
-                                            line=_line_of(raw.decode(), f"[{ent.id}]")))
+                    errors.append(
+                        RuleError(
+                            f"entity {ent.id!r} defined twice",
+                            path=str(path),
+                            line=_line_of(raw.decode(), f"[{ent.id}]"),
+                        )
+                    )
                 entities[ent.id] = ent
         except RuleError as exc:
             errors.append(exc)
@@ -105,8 +121,11 @@ def check_rules(paths: Iterable[Path]) -> tuple[RuleSet, list[RuleError]]:
             raw, data = _read(path)
             rule = _rule(data, path, raw, entity_bytes, set(entities) | group_ids)
             if rule.id in seen:
-                raise RuleError(f"rule id {rule.id!r} is also used by {seen[rule.id]}", path=str(path),
-                                line=_line_of(raw.decode(), "id"))
+                raise RuleError(
+                    f"rule id {rule.id!r} is also used by {seen[rule.id]}",
+                    path=str(path),
+                    line=_line_of(raw.decode(), "id"),
+                )
             seen[rule.id] = path
             rules.append(rule)
         except RuleError as exc:
@@ -123,11 +142,21 @@ def _read(path: Path) -> tuple[bytes, dict[str, Any]]:
     except tomllib.TOMLDecodeError as exc:
         msg = str(exc)
         m = re.search(r"at line (\d+)", msg)
-        raise RuleError(f"not valid TOML: {re.sub(r' [(]at line.*', '', msg)}", path=str(path),
-                        line=int(m.group(1)) if m else None, expected="TOML key = value") from None
+        raise RuleError(
+            f"not valid TOML: {re.sub(r' [(]at line.*', '', msg)}",
+            path=str(path),
+            line=int(m.group(1)) if m else None,
+            expected="TOML key = value",
+        ) from None
 
 
 def _line_of(text: str, needle: str) -> int | None:
+    """Line of ``key = ...`` when ``needle`` is a bare key, else of the first line containing it."""
+    if re.fullmatch(r"[A-Za-z_][\w-]*", needle):
+        key = re.compile(rf"^\s*{re.escape(needle)}\s*=", re.M)
+        m = key.search(text)
+        if m:
+            return text.count("\n", 0, m.start()) + 1
     for number, line in enumerate(text.splitlines(), 1):
         if needle in line:
             return number
@@ -139,31 +168,51 @@ def _entities(data: Mapping[str, Any], path: Path, text: str) -> list[Entity]:
     for ent_id, table in data.items():
         line = _line_of(text, f"[{ent_id}]")
         if not RULE_ID.match(ent_id):
-            raise RuleError(f"bad entity id {ent_id!r}", path=str(path), line=line,
-                            expected="lower-case letters, digits and '-'")
+            raise RuleError(
+                f"bad entity id {ent_id!r}", path=str(path), line=line, expected="lower-case letters, digits and '-'"
+            )
         if not isinstance(table, dict):
             raise RuleError(f"{ent_id} is not a table", path=str(path), line=line, expected=f"[{ent_id}]")
         unknown = set(table) - _ENTITY_KEYS
         if unknown:
-            raise RuleError(f"unknown key {sorted(unknown)[0]!r} in [{ent_id}]", path=str(path), line=line,
-                            expected="one of " + ", ".join(sorted(_ENTITY_KEYS)))
+            raise RuleError(
+                f"unknown key {sorted(unknown)[0]!r} in [{ent_id}]",
+                path=str(path),
+                line=line,
+                expected="one of " + ", ".join(sorted(_ENTITY_KEYS)),
+            )
         etype = table.get("type", "org")
         if etype not in ENTITY_TYPES:
-            raise RuleError(f"bad type {etype!r} in [{ent_id}]", path=str(path), line=line,
-                            expected=" or ".join(sorted(ENTITY_TYPES)))
+            raise RuleError(
+                f"bad type {etype!r} in [{ent_id}]",
+                path=str(path),
+                line=line,
+                expected=" or ".join(sorted(ENTITY_TYPES)),
+            )
         names = _strings(table, "names", path, text, ent_id)
         if not names and etype != "group":
-            raise RuleError(f"[{ent_id}] has no names", path=str(path), line=line, expected="names = [\"...\"]")
-        out.append(Entity(id=ent_id, type=etype, names=names, exclude=_strings(table, "exclude", path, text, ent_id),
-                          groups=_strings(table, "groups", path, text, ent_id)))
+            raise RuleError(f"[{ent_id}] has no names", path=str(path), line=line, expected='names = ["..."]')
+        out.append(
+            Entity(
+                id=ent_id,
+                type=etype,
+                names=names,
+                exclude=_strings(table, "exclude", path, text, ent_id),
+                groups=_strings(table, "groups", path, text, ent_id),
+            )
+        )
     return out
 
 
 def _strings(table: Mapping[str, Any], key: str, path: Path, text: str, where: str) -> tuple[str, ...]:
     value = table.get(key, [])
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-        raise RuleError(f"{key} in {where} must be a list of non-empty strings", path=str(path),
-                        line=_line_of(text, key), expected='["...", "..."]')
+        raise RuleError(
+            f"{key} in {where} must be a list of non-empty strings",
+            path=str(path),
+            line=_line_of(text, key),
+            expected='["...", "..."]',
+        )
     return tuple(v.strip() for v in value)
 
 
@@ -173,23 +222,34 @@ def _rule(data: Mapping[str, Any], path: Path, raw: bytes, entity_bytes: bytes, 
     unknown = set(data) - _RULE_KEYS
     if unknown:
         key = sorted(unknown)[0]
-        raise RuleError(f"unknown key {key!r}", path=where, line=_line_of(text, key),
-                        expected="one of " + ", ".join(sorted(_RULE_KEYS)))
+        raise RuleError(
+            f"unknown key {key!r}",
+            path=where,
+            line=_line_of(text, key),
+            expected="one of " + ", ".join(sorted(_RULE_KEYS)),
+        )
     rule_id = data.get("id")
     if not isinstance(rule_id, str) or not RULE_ID.match(rule_id):
-        raise RuleError("missing or bad id", path=where, line=_line_of(text, "id"),
-                        expected='id = "lower-case-id"')
+        raise RuleError("missing or bad id", path=where, line=_line_of(text, "id"), expected='id = "lower-case-id"')
     groups = data.get("all")
     if not isinstance(groups, list) or not groups:
-        raise RuleError("missing 'all'", path=where, line=_line_of(text, "all"),
-                        expected='all = [["term", "@entity"], ["other term"]]')
+        raise RuleError(
+            "missing 'all'",
+            path=where,
+            line=_line_of(text, "all"),
+            expected='all = [["term", "@entity"], ["other term"]]',
+        )
     all_of = []
     for group in groups:
         if isinstance(group, str):
             group = [group]
         if not isinstance(group, list) or not group or not all(isinstance(t, str) and t.strip() for t in group):
-            raise RuleError("each group in 'all' must be a non-empty list of terms", path=where,
-                            line=_line_of(text, "all"), expected='["term", "@entity"]')
+            raise RuleError(
+                "each group in 'all' must be a non-empty list of terms",
+                path=where,
+                line=_line_of(text, "all"),
+                expected='["term", "@entity"]',
+            )
         all_of.append(tuple(t.strip() for t in group))
     any_of = _strings(data, "any", path, text, rule_id)
     none_of = _strings(data, "none", path, text, rule_id)
@@ -197,8 +257,9 @@ def _rule(data: Mapping[str, Any], path: Path, raw: bytes, entity_bytes: bytes, 
         _check_term(term, known_refs, where, text)
     window = data.get("window", "paragraph")
     if window not in WINDOWS:
-        raise RuleError(f"bad window {window!r}", path=where, line=_line_of(text, "window"),
-                        expected=" or ".join(sorted(WINDOWS)))
+        raise RuleError(
+            f"bad window {window!r}", path=where, line=_line_of(text, "window"), expected=" or ".join(sorted(WINDOWS))
+        )
     min_windows = data.get("min_windows", 1)
     threshold = data.get("threshold", 1.0)
     if not isinstance(min_windows, int) or isinstance(min_windows, bool) or min_windows < 1:
@@ -223,9 +284,17 @@ def _rule(data: Mapping[str, Any], path: Path, raw: bytes, entity_bytes: bytes, 
 def _check_term(term: str, known_refs: set[str], where: str, text: str) -> None:
     if term.startswith("@"):
         if term[1:] not in known_refs:
-            raise RuleError(f"unknown entity {term!r}", path=where, line=_line_of(text, f'"{term}"'),
-                            expected="an entity or group defined in entities.toml")
+            raise RuleError(
+                f"unknown entity {term!r}",
+                path=where,
+                line=_line_of(text, f'"{term}"'),
+                expected="an entity or group defined in entities.toml",
+            )
         return
     if any("*" in word.rstrip("*") or word == "*" for word in term.split()):
-        raise RuleError(f"wildcard in the middle of {term!r}", path=where, line=_line_of(text, term),
-                        expected="'*' only at the end of a word, e.g. partner*")
+        raise RuleError(
+            f"wildcard in the middle of {term!r}",
+            path=where,
+            line=_line_of(text, term),
+            expected="'*' only at the end of a word, e.g. partner*",
+        )

@@ -41,8 +41,11 @@ def run_service(config: Config) -> None:
             return
         report = run_cycle(store, fetcher, matcher, extractor, config.poll, feeds=due)
         logger.info(
-            "cycle done feeds=%d new=%d failed=%d seconds=%.1f", len(report.feeds), report.new_items,
-            len(report.failed), (report.finished_at - report.started_at).total_seconds(),
+            "cycle done feeds=%d new=%d failed=%d seconds=%.1f",
+            len(report.feeds),
+            report.new_items,
+            len(report.failed),
+            (report.finished_at - report.started_at).total_seconds(),
         )
 
     def on_error(event: JobExecutionEvent) -> None:
@@ -53,8 +56,13 @@ def run_service(config: Config) -> None:
     # Wake up often and poll what is due; each feed's own next_poll_at decides.
     tick = max(1.0, min(config.poll.interval_minutes, 5.0))
     scheduler.add_job(
-        poll_job, IntervalTrigger(minutes=tick), id="poll", max_instances=1, coalesce=True,
-        misfire_grace_time=int(tick * 60), next_run_time=datetime.now(UTC),
+        poll_job,
+        IntervalTrigger(minutes=tick),
+        id="poll",
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=int(tick * 60),
+        next_run_time=datetime.now(UTC),
     )
 
     def stop(signum: int, _frame: FrameType | None) -> None:

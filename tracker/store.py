@@ -191,9 +191,19 @@ class Store:
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(
-                    Feed.id, Feed.name, Feed.url, Feed.active, Feed.last_status, Feed.last_error,
-                    Feed.consecutive_failures, Feed.last_success_at, Feed.last_fetched_at, Feed.next_poll_at,
-                    select(func.count(ItemSource.id)).where(ItemSource.feed_id == Feed.id).scalar_subquery()
+                    Feed.id,
+                    Feed.name,
+                    Feed.url,
+                    Feed.active,
+                    Feed.last_status,
+                    Feed.last_error,
+                    Feed.consecutive_failures,
+                    Feed.last_success_at,
+                    Feed.last_fetched_at,
+                    Feed.next_poll_at,
+                    select(func.count(ItemSource.id))
+                    .where(ItemSource.feed_id == Feed.id)
+                    .scalar_subquery()
                     .label("items"),
                 ).order_by(Feed.name)
             ).all()
@@ -214,13 +224,16 @@ class Store:
                     select(ItemSource.entry_url, ItemSource.item_id).where(ItemSource.entry_url.in_(chunk))
                 )
                 for url, item_id in rows:
-                    found.setdefault(url, item_id)
+                    if url is not None:
+                        found.setdefault(url, item_id)
             for chunk in _chunks(guids, 500):
-                seen_guids |= set(
-                    conn.execute(
+                seen_guids |= {
+                    g
+                    for g in conn.execute(
                         select(ItemSource.guid).where(ItemSource.feed_id == feed_id, ItemSource.guid.in_(chunk))
                     ).scalars()
-                )
+                    if g is not None
+                }
         return found, seen_guids
 
     def item_id(self, url: str) -> int | None:

@@ -25,9 +25,9 @@ def demo_config(db_path: Path, site: NewsSite) -> Config:
     )
 
 
-def run_demo(db_path: Path | None, *, echo: Callable[[str], None] = print) -> Path:
-    """Run the demo; returns the database path."""
-    db_path = (db_path or resources.data_dir() / "demo.sqlite").resolve()
+def run_demo(db_path: Path, *, echo: Callable[[str], None] = print) -> Path:
+    """Run the demo into a fresh database at ``db_path``; returns the path."""
+    db_path = db_path.resolve()
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db_path}{suffix}").unlink(missing_ok=True)
     t0 = time.monotonic()
@@ -42,6 +42,8 @@ def run_demo(db_path: Path | None, *, echo: Callable[[str], None] = print) -> Pa
     echo(f"Database: {db_path}  (demo finished in {time.monotonic() - t0:.1f}s)")
     echo("Try:")
     echo(f'  sqlite3 "{db_path}" "{EXAMPLE_SQL}"')
-    echo(f"  python -c \"import sqlite3; [print(*r, sep=' | ') for r in "
-         f"sqlite3.connect(r'{db_path}').execute('{EXAMPLE_SQL}')]\"")
+    echo(
+        f"  python -c \"import sqlite3; [print(*r, sep=' | ') for r in "
+        f"sqlite3.connect(r'{db_path}').execute('{EXAMPLE_SQL}')]\""
+    )
     return db_path

@@ -75,7 +75,8 @@ def article_page(article: dict[str, Any], related: Sequence[dict[str, Any]], bas
 <div class="article-body">
 {body}
 </div>
-<div class="share">Share: <a href="#">Email</a> <a href="#">X</a> <a href="#">LinkedIn</a> <a href="#">Copy link</a></div>
+<div class="share">Share: <a href="#">Email</a> <a href="#">X</a> <a href="#">LinkedIn</a>
+<a href="#">Copy link</a></div>
 </article>
 <aside class="related"><h2>More from {SITE_NAME}</h2><ul>{more}</ul></aside>
 <aside class="newsletter"><h2>The Morning Ledger</h2>
@@ -105,7 +106,7 @@ def rss20(title: str, items: Sequence[dict[str, Any]], base: str) -> str:
         link = f"{base}/articles/{a['slug']}.html{TRACKING}"
         entries.append(
             f"<item><title>{_e(a['title'])}</title><link>{_e(link)}</link>"
-            f"<guid isPermaLink=\"false\">ledger-{a['slug']}</guid><pubDate>{_rfc822(a['published'])}</pubDate>"
+            f'<guid isPermaLink="false">ledger-{a["slug"]}</guid><pubDate>{_rfc822(a["published"])}</pubDate>'
             f"<dc:creator>{_e(a['author'])}</dc:creator>"
             f"<description>{_e(a['summary'])}</description>"
             f"<content:encoded><![CDATA[{''.join(f'<p>{_e(p)}</p>' for p in a['paragraphs'])}]]></content:encoded>"
@@ -124,14 +125,14 @@ def atom10(title: str, items: Sequence[dict[str, Any]], base: str) -> str:
     for a in items:
         link = f"{base}/articles/{a['slug']}.html{TRACKING}"
         entries.append(
-            f"<entry><title>{_e(a['title'])}</title><link rel=\"alternate\" href=\"{_e(link)}\"/>"
+            f'<entry><title>{_e(a["title"])}</title><link rel="alternate" href="{_e(link)}"/>'
             f"<id>tag:ledger.example,2026:{a['slug']}</id><updated>{a['published']}</updated>"
             f"<published>{a['published']}</published><author><name>{_e(a['author'])}</name></author>"
             f"<summary>{_e(a['summary'])}</summary></entry>"
         )
     return (
         '<?xml version="1.0" encoding="utf-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom">'
-        f"<title>{SITE_NAME}: {_e(title)}</title><id>{base}/</id><link href=\"{base}/\"/>"
+        f'<title>{SITE_NAME}: {_e(title)}</title><id>{base}/</id><link href="{base}/"/>'
         f"<updated>2026-05-20T00:00:00Z</updated>{''.join(entries)}</feed>"
     )
 
@@ -154,15 +155,24 @@ def rss10(title: str, items: Sequence[dict[str, Any]], base: str) -> str:
     )
 
 
-_RENDER = {".xml": (rss20, "application/rss+xml"), ".atom": (atom10, "application/atom+xml"),
-           ".rdf": (rss10, "application/rdf+xml")}
+_RENDER = {
+    ".xml": (rss20, "application/rss+xml"),
+    ".atom": (atom10, "application/atom+xml"),
+    ".rdf": (rss10, "application/rdf+xml"),
+}
 
 
 class NewsSite:
     """The demo site; ``with NewsSite() as site: site.base_url``."""
 
-    def __init__(self, articles: Sequence[dict[str, Any]] | None = None, *, host: str = "127.0.0.1",
-                 port: int = 0, missing_pages: Sequence[str] = ("millbrook-mariners-win-county-basketball-title",)):
+    def __init__(
+        self,
+        articles: Sequence[dict[str, Any]] | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        missing_pages: Sequence[str] = ("millbrook-mariners-win-county-basketball-title",),
+    ):
         self.articles = list(articles if articles is not None else load_articles())
         self.missing_pages = set(missing_pages)
         self.requests: list[str] = []
@@ -173,7 +183,7 @@ class NewsSite:
     @property
     def base_url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def feed_urls(self) -> dict[str, str]:
         """Feed name → URL."""
@@ -199,10 +209,10 @@ class NewsSite:
         if path in FEEDS:
             name, sections = FEEDS[path]
             items = [a for a in self.articles if a["section"] in sections]
-            render, ctype = _RENDER[path[path.rindex("."):]]
+            render, ctype = _RENDER[path[path.rindex(".") :]]
             return 200, f"{ctype}; charset=utf-8", render(name, items, self.base_url)
         if path.startswith("/articles/") and path.endswith(".html"):
-            slug = path[len("/articles/"):-len(".html")]
+            slug = path[len("/articles/") : -len(".html")]
             index = next((i for i, a in enumerate(self.articles) if a["slug"] == slug), None)
             if index is not None and slug not in self.missing_pages:
                 related = [self.articles[(index + k) % len(self.articles)] for k in (1, 2, 3, 4)]
@@ -215,10 +225,10 @@ class NewsSite:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802 - stdlib name
+            def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 site.requests.append(self.path)
                 status, ctype, text = site.render(path)

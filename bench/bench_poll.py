@@ -1,0 +1,103 @@
+"""Wall time of whole poll cycles, printed as a table.
+
+Cases: `tracker demo` (30 articles, 3 feeds); the demo site scaled up with synthetic
+articles (N copies of the demo articles under new slugs) with 1 and 2 extraction workers;
+and, when ../shared is present, a poll of the labeled dev corpus served by
+../shared/eval/newssite.py. Every case uses a fresh SQLite database.
+
+Usage: python bench/bench_poll.py [--scale 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tracker.app import open_store, poll_once
+from tracker.config import FetchConfig
+from tracker.demo.run import demo_config
+from tracker.demo.site import NewsSite, load_articles
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+
+
+def scaled(n: int) -> list[dict]:
+    base = load_articles()
+    return [{**a, "slug": f"{a['slug']}-{i}"} for i in range(n) for a in base]
+
+
+def poll_site(articles: list[dict], workers: int, tmp: Path) -> tuple[float, int]:
+    with NewsSite(articles) as site:
+        cfg = demo_config(tmp / f"bench-{len(articles)}-{workers}.sqlite", site)
+        cfg = type(cfg)(
+            **{**{f: getattr(cfg, f) for f in cfg.__dataclass_fields__}, "fetch": FetchConfig(extract_workers=workers)}
+        )
+        store = open_store(cfg)
+        t0 = time.perf_counter()
+        report = poll_once(cfg, store)
+        return time.perf_counter() - t0, report.new_items
+
+
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True, env={**os.environ, **(env or {})}, timeout=1800)
+    return time.perf_counter() - t0
+
+
+def dev_corpus_poll(tmp: Path) -> tuple[float, int] | None:
+    corpus = SHARED / "corpus" / "news" / "dev.jsonl"
+    if not corpus.exists():
+        return None
+    ready = tmp / "ready"
+    site = subprocess.Popen(
+        [sys.executable, str(SHARED / "eval" / "newssite.py"), str(corpus), "--ready-file", str(ready)],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):
+            if ready.exists() and ready.read_text():
+                break
+            time.sleep(0.1)
+        base = ready.read_text().strip()
+        cfg = tmp / "dev.toml"
+        cfg.write_text(
+            f'[database]\nurl = "sqlite:///{tmp}/dev.sqlite"\n[[feeds]]\nname = "dev"\nurl = "{base}/feed.xml"\n'
+        )
+        tracker = [sys.executable, "-m", "tracker", "--config", str(cfg)]
+        subprocess.run([*tracker, "init"], check=True, capture_output=True)
+        seconds = timed([*tracker, "poll", "--once"])
+        return seconds, sum(1 for line in corpus.read_text().splitlines() if line.strip())
+    finally:
+        site.terminate()
+        site.wait()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--scale", type=int, default=10)
+    args = ap.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        seconds = timed([sys.executable, "-m", "tracker", "demo"], env={"TRACKER_HOME": str(tmp / "home")})
+        rows.append(("tracker demo (subprocess, incl. start-up)", 30, seconds))
+        dev = dev_corpus_poll(tmp)
+        if dev:
+            rows.append(("tracker poll --once, dev corpus (subprocess)", dev[1], dev[0]))
+        articles = scaled(args.scale)
+        for workers in (1, 2):
+            seconds, n = poll_site(articles, workers, tmp)
+            rows.append((f"poll cycle, demo site x{args.scale}, {workers} extract worker(s)", n, seconds))
+    print(f"{'case':58} {'articles':>8} {'seconds':>8} {'articles/s':>10}")
+    for name, n, seconds in rows:
+        print(f"{name:58} {n:8d} {seconds:8.2f} {n / seconds:10.1f}")
+
+
+if __name__ == "__main__":
+    main()

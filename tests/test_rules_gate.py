@@ -1,0 +1,41 @@
+"""Regression gate on the labeled dev set (in the spirit of trafilatura's pinned eval floors).
+
+F1 per topic must stay at or above the floors in rules_baseline.json. The corpus hash is
+pinned: if the dev set changes, the gate says so instead of comparing against other data.
+Lowering a floor is an explicit edit of rules_baseline.json, reviewed like code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from tracker.matching import Matcher
+from tracker.rules import load_rules
+
+from .conftest import REPO
+
+BASELINE = json.loads((Path(__file__).with_name("rules_baseline.json")).read_text())
+
+
+@pytest.mark.corpus
+def test_dev_f1_at_or_above_floors(corpus: Path) -> None:
+    path = corpus / BASELINE["corpus"]
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != BASELINE["corpus_sha256"]:
+        pytest.skip(f"{path} changed (sha256 {digest[:12]}…): re-pin tests/rules_baseline.json after review")
+    docs = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    matcher = Matcher(load_rules([REPO / "rules"]))
+    predicted = {d["id"]: {m.rule for m in matcher.match(d["title"], d["text"])} for d in docs}
+    report = {}
+    for topic, floor in BASELINE["floors"].items():
+        tp = sum(1 for d in docs if topic in d["labels"] and topic in predicted[d["id"]])
+        fp = sum(1 for d in docs if topic not in d["labels"] and topic in predicted[d["id"]])
+        fn = sum(1 for d in docs if topic in d["labels"] and topic not in predicted[d["id"]])
+        f1 = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+        report[topic] = (round(f1, 3), floor)
+    below = {t: v for t, v in report.items() if v[0] < v[1]}
+    assert not below, f"F1 below the pinned floor (f1, floor): {below}"
