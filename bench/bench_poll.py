@@ -1,7 +1,7 @@
 """Wall time of whole poll cycles, printed as a table.
 
-Cases: `tracker demo` (30 articles, 3 feeds); the demo site scaled up with synthetic
-articles (N copies of the demo articles under new slugs) with 1 and 2 extraction workers;
+Cases: `tracker demo` (30 articles, 3 feeds); the demo site (served from its own process)
+scaled up to N copies of every article under new slugs, with 1 and 2 extraction workers;
 and, when ../shared is present, a poll of the labeled dev corpus served by
 ../shared/eval/newssite.py. Every case uses a fresh SQLite database.
 
@@ -19,29 +19,46 @@ import time
 from pathlib import Path
 
 from tracker.app import open_store, poll_once
-from tracker.config import FetchConfig
-from tracker.demo.run import demo_config
-from tracker.demo.site import NewsSite, load_articles
+from tracker.config import Config, FetchConfig
+from tracker.demo.site import FEEDS
+from tracker.types import FeedSource
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 
 
-def scaled(n: int) -> list[dict]:
-    base = load_articles()
-    return [{**a, "slug": f"{a['slug']}-{i}"} for i in range(n) for a in base]
+def serve(scale: int, tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """The demo site in its own process, so that serving does not compete with the poller."""
+    ready = tmp / f"ready-{scale}-{time.monotonic_ns()}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tracker.demo.site", "--scale", str(scale), "--ready-file", str(ready)],
+        stdout=subprocess.DEVNULL,
+    )
+    for _ in range(200):
+        if ready.exists() and ready.read_text():
+            return proc, ready.read_text().strip()
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("demo site did not start")
 
 
-def poll_site(articles: list[dict], workers: int, tmp: Path) -> tuple[float, int]:
-    with NewsSite(articles) as site:
-        cfg = demo_config(tmp / f"bench-{len(articles)}-{workers}.sqlite", site)
-        cfg = type(cfg)(
-            **{**{f: getattr(cfg, f) for f in cfg.__dataclass_fields__}, "fetch": FetchConfig(extract_workers=workers)}
+def poll_site(scale: int, workers: int, tmp: Path) -> tuple[float, int]:
+    proc, base = serve(scale, tmp)
+    try:
+        feeds = tuple(FeedSource(url=base + path, name=name) for path, (name, _) in FEEDS.items())
+        cfg = Config(
+            database_url=f"sqlite:///{tmp}/bench-{scale}-{workers}.sqlite",
+            feeds=feeds,
+            rule_paths=(REPO / "rules",),
+            fetch=FetchConfig(extract_workers=workers),
         )
         store = open_store(cfg)
         t0 = time.perf_counter()
         report = poll_once(cfg, store)
         return time.perf_counter() - t0, report.new_items
+    finally:
+        proc.terminate()
+        proc.wait()
 
 
 def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
@@ -90,9 +107,8 @@ def main() -> None:
         dev = dev_corpus_poll(tmp)
         if dev:
             rows.append(("tracker poll --once, dev corpus (subprocess)", dev[1], dev[0]))
-        articles = scaled(args.scale)
         for workers in (1, 2):
-            seconds, n = poll_site(articles, workers, tmp)
+            seconds, n = poll_site(args.scale, workers, tmp)
             rows.append((f"poll cycle, demo site x{args.scale}, {workers} extract worker(s)", n, seconds))
     print(f"{'case':58} {'articles':>8} {'seconds':>8} {'articles/s':>10}")
     for name, n, seconds in rows:

@@ -38,7 +38,7 @@ def poll_once(config: Config, store: Store | None = None, *, all_feeds: bool = T
     feeds = store.sync_feeds(config.feeds)
     if not all_feeds:
         feeds = store.feeds(due_at=utcnow())
-    with Fetcher(config.fetch) as fetcher, Extractor(config.fetch.extract_workers) as extractor:
+    with Fetcher(config.fetch) as fetcher, Extractor(matcher, config.fetch.extract_workers) as extractor:
         return run_cycle(store, fetcher, matcher, extractor, config.poll, feeds=feeds)
 
 

@@ -84,10 +84,7 @@ class Matcher:
     def match(self, title: str, text: str) -> list[Match]:
         doc = _Document(title or "", text or "")
         lowered = doc.full.lower()
-        hits = {
-            term: self._find(term, doc.full) if self._probes[term] in lowered else []
-            for term in self._finders
-        }
+        hits = {term: self._find(term, doc.full) if self._probes[term] in lowered else [] for term in self._finders}
         out = []
         for rule in self.ruleset.rules:
             m = _evaluate(rule, doc, hits)

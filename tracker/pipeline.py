@@ -24,14 +24,14 @@ from typing import Any
 
 from .config import FetchConfig, PollConfig
 from .errors import FetchError, ParseError
-from .extract import ExtractJob, build_article
+from .extract import ExtractJob
 from .feeds import parse_feed
 from .fetching import FEED_ACCEPT, Fetcher, Guard
 from .matching import Matcher
 from .store import FeedOutcome, FeedState, Store, utcnow
-from .types import Article, CycleReport, FeedEntry, FeedReport, FetchResult, FetchStatus, TextSource
+from .types import Article, CycleReport, FeedEntry, FeedReport, FetchResult, FetchStatus, Match, TextSource
 from .urls import canonicalize, host_of, resolves_to_private, same_site
-from .workers import Extractor
+from .workers import Extractor, Processed, process
 
 logger = logging.getLogger(__name__)
 
@@ -244,31 +244,30 @@ class Cycle:
             min_text_chars=self.poll.min_text_chars,
         )
 
-    def _extracted(self, art: _ArticleWork, fut: Future[Article]) -> None:
+    def _extracted(self, art: _ArticleWork, fut: Future[Processed]) -> None:
         self._articles_in_flight -= 1
         try:
-            article = fut.result()
+            article, matches = fut.result()
         except BrokenProcessPool:
             logger.warning("extraction worker died url=%s; using the feed text", art.entry.link)
             self.extractor.reset()
-            article = build_article(self._job(art, with_html=False))
+            article, matches = process(self._job(art, with_html=False), self.matcher)
         except Exception:
             logger.warning("extraction failed url=%s; using the feed text", art.entry.link, exc_info=True)
-            article = build_article(self._job(art, with_html=False))
-        self._store(art, article)
+            article, matches = process(self._job(art, with_html=False), self.matcher)
+        self._store(art, article, matches)
         del self._in_flight_links[art.link]
         for work in {id(w): w for w, _ in [(art.work, art.entry), *art.also]}.values():
             if work is art.work:
                 work.pending -= 1
             self._maybe_finish(work)
 
-    def _store(self, art: _ArticleWork, article: Article) -> None:
+    def _store(self, art: _ArticleWork, article: Article, matches: list[Match]) -> None:
         work = art.work
         if article.text_source is TextSource.EXTRACTED:
             work.extracted += 1
         else:
             work.fallbacks += 1
-        matches = self.matcher.match(article.title, article.text)
         raw = art.page.body if art.page and article.text_source is TextSource.EXTRACTED else None
         _, created = self.store.add_item(
             article, matches, feed_id=work.feed.id, entry_url=art.link, guid=art.entry.guid or art.link, raw_html=raw

@@ -32,7 +32,7 @@ def run_service(config: Config) -> None:
     matcher = load_matcher(config)
     store.sync_feeds(config.feeds)
     fetcher = Fetcher(config.fetch)
-    extractor = Extractor(config.fetch.extract_workers)
+    extractor = Extractor(matcher, config.fetch.extract_workers)
 
     def poll_job() -> None:
         due = store.feeds(due_at=utcnow())

@@ -256,3 +256,30 @@ class NewsSite:
                 self.wfile.write(body)
 
         return Handler
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Serve the demo site in the foreground: ``python -m tracker.demo.site [--scale N]``."""
+    import argparse
+    import time
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--scale", type=int, default=1, help="serve N copies of every article (for benchmarks)")
+    ap.add_argument("--ready-file", help="write the base URL here once listening")
+    args = ap.parse_args(argv)
+    base = load_articles()
+    articles = [{**a, "slug": f"{a['slug']}-{i}" if i else a["slug"]} for i in range(args.scale) for a in base]
+    with NewsSite(articles, port=args.port) as site:
+        print(f"listening on {site.base_url}", flush=True)
+        if args.ready_file:
+            Path(args.ready_file).write_text(site.base_url)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""`tracker run`: the scheduler polls at once, and SIGTERM stops it cleanly (exit 0)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tracker.demo.site import NewsSite
+
+from .test_cli import write_config
+
+pytestmark = pytest.mark.slow
+
+
+def count_items(db: Path) -> int:
+    try:
+        return sqlite3.connect(db).execute("SELECT count(*) FROM items").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def test_run_polls_then_stops_on_sigterm(tmp_path: Path, news_site: NewsSite) -> None:
+    cfg = write_config(tmp_path, news_site, "[poll]\ninterval_minutes = 1\n")
+    env = {**os.environ}
+    env.pop("TRACKER_CONFIG", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tracker", "--config", str(cfg), "run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    db = tmp_path / "data" / "tracker.sqlite"
+    try:
+        deadline = time.monotonic() + 120
+        while count_items(db) < len(news_site.articles) and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            time.sleep(0.5)
+        assert count_items(db) == len(news_site.articles)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "cycle done" in err and "stopped" in err
+    # The feeds are scheduled for their next poll, about one interval ahead.
+    con = sqlite3.connect(db)
+    nexts = [r[0] for r in con.execute("SELECT next_poll_at FROM feeds")]
+    assert len(nexts) == 3 and all(nexts)
