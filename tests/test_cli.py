@@ -160,18 +160,29 @@ def test_match_jsonl_contract(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "<stdin>:2" in bad.stderr
 
 
-def test_rules_check_reports_file_and_line(tmp_path: Path) -> None:
+def test_rules_check_reports_file_line_column_with_caret(tmp_path: Path) -> None:
     rules = tmp_path / "rules"
     rules.mkdir()
     (rules / "entities.toml").write_text('[acme]\ntype = "org"\nnames = ["Acme"]\n', encoding="utf-8")
-    (rules / "good.toml").write_text('id = "good"\nall = [["@acme"], ["merger"]]\n', encoding="utf-8")
-    (rules / "bad.toml").write_text('id = "bad"\ntitle = "Bad"\nall = [\n  ["@nobody"],\n]\n', encoding="utf-8")
+    (rules / "good.toml").write_text("id = \"good\"\nquery = '@acme AND merger'\n", encoding="utf-8")
+    q3 = "'" * 3
+    (rules / "bad.toml").write_text(
+        f'id = "bad"\ntitle = "Bad"\nquery = {q3}\nparagraph(@acme AND\n  (merger OR @acmee))\n{q3}\n', encoding="utf-8"
+    )
+    (rules / "syntax.toml").write_text("id = \"syntax\"\nquery = 'acme and merger'\n", encoding="utf-8")
     cfg = tmp_path / "t.toml"
     cfg.write_text(f'[rules]\npaths = ["{rules}"]\n', encoding="utf-8")
     result = tracker("--config", str(cfg), "rules", "check")
     assert result.returncode == 2
-    assert f"{rules / 'bad.toml'}:4" in result.stderr and "@nobody" in result.stderr
+    err = result.stderr.splitlines()
+    bad = err.index(next(line for line in err if line.startswith(f"{rules / 'bad.toml'}:5:14:")))
+    assert "unknown entity @acmee (did you mean @acme?)" in err[bad]
+    assert err[bad + 1] == "      (merger OR @acmee))"
+    assert err[bad + 2] == "    " + " " * 13 + "^"
+    syntax = next(line for line in err if line.startswith(f"{rules / 'syntax.toml'}:2:15:"))
+    assert "unexpected 'and'" in syntax and "expected" in syntax
     (rules / "bad.toml").unlink()
+    (rules / "syntax.toml").unlink()
     ok = tracker("--config", str(cfg), "rules", "check")
     assert ok.returncode == 0 and "1 rules" in ok.stdout
 

@@ -140,15 +140,18 @@ def run(ctx: Context) -> None:
 
 @cli.command()
 @click.argument("source", type=click.File("r", encoding="utf-8"), default="-")
-@click.option("--explain", is_flag=True, help="Also print the matched terms for each match.")
+@click.option("--explain", is_flag=True, help="Also print terms, evidence positions and highlighted snippets.")
 @pass_ctx
 @handle_errors
 def match(ctx: Context, source: Any, explain: bool) -> None:
     """Tag JSON Lines documents ({"id", "title", "text"}) from SOURCE (a file or -).
 
-    Writes one line per input: {"id", "matches": [{"rule", "score", "snippets"}]}.
+    Writes one line per input: {"id", "matches": [{"rule", "score", "snippets"}]}; with
+    --explain also the matched terms, every evidence occurrence (term, text, field, start,
+    end) and the snippets with the terms [highlighted].
     """
     from .app import load_matcher
+    from .explain import explain_match
 
     matcher = load_matcher(ctx.config)
     name = getattr(source, "name", "-")
@@ -165,7 +168,7 @@ def match(ctx: Context, source: Any, explain: bool) -> None:
         for m in matcher.match(str(doc.get("title") or ""), str(doc.get("text") or "")):
             entry: dict[str, Any] = {"rule": m.rule, "score": m.score, "snippets": list(m.snippets)}
             if explain:
-                entry["terms"] = list(m.terms)
+                entry.update(explain_match(m))
             out.append(entry)
         click.echo(json.dumps({"id": doc.get("id"), "matches": out}, ensure_ascii=False))
 
@@ -237,7 +240,7 @@ def feeds(ctx: Context) -> None:
 
 @cli.group()
 def rules() -> None:
-    """Topic rules: check them."""
+    """Topic rules: check them, test them on a labeled corpus."""
 
 
 @rules.command("check")
@@ -249,12 +252,101 @@ def rules_check(ctx: Context) -> None:
 
     ruleset, errors = check_rules(ctx.config.rule_paths)
     for err in errors:
-        click.echo(str(err), err=True)
+        click.echo(err.details(), err=True)
     if errors:
         sys.exit(2)
     click.echo(
         f"{len(ruleset.rules)} rules and {len(ruleset.entities)} entities OK: " + ", ".join(r.id for r in ruleset.rules)
     )
+
+
+@rules.command("test")
+@click.argument("rule", required=False)
+@click.option(
+    "--corpus",
+    "corpus_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Labeled JSON Lines: id, title, text, labels.",
+)
+@click.option("--limit", default=20, show_default=True, help="Errors listed per rule.")
+@pass_ctx
+@handle_errors
+def rules_test(ctx: Context, rule: str | None, corpus_path: Path, limit: int) -> None:
+    """Precision, recall and F1 of RULE (default: every rule) on a labeled corpus,
+    with the false positives and false negatives and why."""
+    from .app import load_matcher
+    from .report import table
+    from .ruletools import evaluate, read_labeled
+
+    matcher = load_matcher(ctx.config)
+    rule_ids = [r.id for r in matcher.ruleset.rules]
+    if rule is not None:
+        if rule not in rule_ids:
+            _fail(f"no rule {rule!r} (known: {', '.join(rule_ids)})", 2)
+        rule_ids = [rule]
+    scores = evaluate(matcher, read_labeled(corpus_path), rule_ids)
+    click.echo(
+        table(
+            ("rule", "tp", "fp", "fn", "precision", "recall", "f1"),
+            [(s.rule, s.tp, s.fp, s.fn, f"{s.precision:.3f}", f"{s.recall:.3f}", f"{s.f1:.3f}") for s in scores],
+        )
+    )
+    for s in scores:
+        for kind, misses in (("false positive", s.false_positives), ("false negative", s.false_negatives)):
+            for miss in misses[:limit]:
+                click.echo(f"\n{s.rule}  {kind}  {miss.doc_id}  {miss.title}\n    {miss.detail}")
+
+
+@cli.command()
+@click.argument("item")
+@pass_ctx
+@handle_errors
+def explain(ctx: Context, item: str) -> None:
+    """Why ITEM (an item id or URL) was tagged: per rule the score, the matched terms and
+    entities with their positions, and the snippets with the terms [highlighted]."""
+    from .app import open_store
+    from .explain import render_item
+
+    store = open_store(ctx.config)
+    item_id = int(item) if item.isdigit() else store.item_id(item)
+    detail = store.item_detail(item_id) if item_id is not None else None
+    if detail is None:
+        _fail(f"no stored item {item!r}", 2)
+    click.echo(render_item(detail))  # type: ignore[arg-type]
+
+
+@cli.command()
+@click.option("--rule", "rule_id", help="Only this rule (if it changed).")
+@click.option(
+    "--since",
+    type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+    help="Only items stored since this date (UTC).",
+)
+@pass_ctx
+@handle_errors
+def rematch(ctx: Context, rule_id: str | None, since: Any) -> None:
+    """Re-tag stored items with the rules that changed since they were tagged.
+
+    Only changed rules run; a second run does nothing. Progress goes to stderr.
+    """
+    from datetime import UTC
+
+    from .app import open_store
+    from .rules import load_rules
+    from .ruletools import changed_rules
+    from .ruletools import rematch as run_rematch
+
+    ctx.setup_logging()
+    store = open_store(ctx.config)
+    ruleset = load_rules(ctx.config.rule_paths)
+    since_utc = since.replace(tzinfo=UTC) if since is not None else None
+    if not changed_rules(store, ruleset, rule_id):
+        click.echo("no rule changed: nothing to do")
+        return
+    with click.progressbar(length=store.count_items(since_utc), label="re-tagging", file=sys.stderr) as bar:
+        report = run_rematch(store, ruleset, rule=rule_id, since=since_utc, progress=bar.update)
+    click.echo(f"re-tagged {report.items} items with {', '.join(report.rules)}: {report.changed} tags changed")
 
 
 def main() -> None:

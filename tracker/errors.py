@@ -30,24 +30,40 @@ class ConfigError(TrackerError, ValueError):
 
 
 class RuleError(TrackerError, ValueError):
+    """A problem in a rule or entity file: ``path:line:column: message (expected ...)``.
+
+    ``details()`` adds the offending line with a caret under the spot.
+    """
+
     def __init__(
         self,
         message: str,
         *,
         path: str | None = None,
         line: int | None = None,
+        column: int | None = None,
         expected: str | None = None,
+        source_line: str | None = None,
     ) -> None:
         self.path = path
         self.line = line
+        self.column = column
         self.expected = expected
-        where = path or ""
-        if line is not None:
-            where += f":{line}"
+        self.source_line = source_line
+        self.message = message
+        where = ":".join(str(p) for p in (path, line, column) if p is not None)
         text = f"{where}: {message}" if where else message
         if expected:
             text += f" (expected {expected})"
         super().__init__(text)
+
+    def details(self) -> str:
+        out = [str(self)]
+        if self.source_line is not None:
+            out.append("    " + self.source_line)
+            if self.column:
+                out.append("    " + " " * (self.column - 1) + "^")
+        return "\n".join(out)
 
 
 class FetchError(TrackerError):

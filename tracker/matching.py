@@ -1,68 +1,146 @@
-"""Pure topic matching: (title, text) + RuleSet → list[Match].
+"""Pure topic matching: (title, text) + RuleSet → list[Match]. No I/O.
 
-No I/O here: ``tracker match``, the poll pipeline and the tests all call the same
-``Matcher.match``. Each distinct term is compiled once into a regular expression and
-searched once over the document; windows (title, paragraphs, sentences) are then
-evaluated from the hit positions.
+Every word, phrase and entity name of every rule is compiled into one Aho–Corasick
+automaton (pyahocorasick), so a document is scanned once whatever the number of rules.
+Entities are then resolved from their names (exclusions, context for ambiguous names),
+and only the rules whose anchor terms occurred — terms without which the query cannot be
+true — are evaluated. ``tracker match``, the poll pipeline and the tests all call
+``Matcher.match``.
+
+Score of a match: the number of paragraphs (the title counts as one) that hold evidence —
+the hits that made the query true — + 0.5 more when the title does, + 0.01 per evidence hit
+(at most 0.3), + 0.1 × the closeness of the best NEAR pair. A rule matches when its query
+is true and the score reaches its threshold (default 1.0); ``threshold = 1.5`` asks for
+evidence in the title or in a second paragraph.
 """
 
 from __future__ import annotations
 
 import bisect
-import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from .rules import Entity, RuleSet
-from .types import Match, Rule
+import ahocorasick
 
-_SENTENCE_END = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"”’']))\s+(?=[\"“‘'(]?[A-Z0-9])")
-_PARAGRAPH_BREAK = re.compile(r"\n\s*\n|\n(?=\S)")
+from . import query as q
+from .rules import Entity, RuleSet
+from .textindex import Doc, index, words
+from .types import Evidence, Match, Rule
+
+Hit = tuple[int, int, str]  #: (first word, end word exclusive, label)
+_FALSE: tuple[bool, list[Hit]] = (False, [])
 
 
 @dataclass(frozen=True, slots=True)
-class Hit:
-    start: int
-    end: int
-    surface: str
+class _Pattern:
+    """A word sequence; ``prefix[i]``: word i may continue (``partner*``)."""
+
+    key: str  #: label used in evidence
+    lower: tuple[str, ...]
+    prefix: tuple[bool, ...]
+    case: tuple[str, ...] | None  #: as written, for case-sensitive patterns
+
+    def verify(self, doc: Doc, start: int) -> int:
+        """End word index when the pattern matches at ``start``, else -1 (the first words already matched)."""
+        end = start + len(self.lower)
+        if end > len(doc.orig):
+            return -1
+        lower = doc.lower
+        for i, (w, pre) in enumerate(zip(self.lower, self.prefix, strict=True)):
+            got = lower[start + i]
+            if not (got.startswith(w) if pre else got == w):
+                return -1
+        if self.case is not None:
+            for i, (w, pre) in enumerate(zip(self.case, self.prefix, strict=True)):
+                got = doc.orig[start + i]
+                if not (got.startswith(w) if pre else got == w):
+                    return -1
+        return end
 
 
-def term_pattern(term: str) -> re.Pattern[str]:
-    """Regex for a plain term: whole words, ``word*`` = any ending, spaces/hyphens interchangeable.
-
-    A term with an upper-case letter is matched case-sensitively ("GM", "Xi"), others not.
-    """
-    parts = []
-    for word in re.split(r"[\s\-]+", term.strip()):
-        if word:
-            parts.append(re.escape(word.rstrip("*")) + (r"[\w\-]*" if word.endswith("*") else ""))
-    body = r"[\s\-]+".join(parts)
-    flags = 0 if any(c.isupper() for c in term) else re.IGNORECASE
-    return re.compile(rf"(?<![\w\-]){body}(?![\w])", flags)
-
-
-def _names_pattern(names: Iterable[str]) -> re.Pattern[str] | None:
-    alts = sorted({n for n in names if n}, key=len, reverse=True)
-    if not alts:
+def _pattern(text: str, case_sensitive: bool, key: str) -> _Pattern | None:
+    raw = text.split()
+    parts: list[tuple[str, bool]] = []
+    for token in raw:
+        pre = token.endswith("*")
+        ws = words(token.rstrip("*"))
+        for j, w in enumerate(ws):
+            parts.append((w, pre and j == len(ws) - 1))
+    if not parts:
         return None
-    body = "|".join(r"[\s\-]+".join(re.escape(w) for w in re.split(r"\s+", n)) for n in alts)
-    return re.compile(rf"(?<![\w]){body}(?![\w])")
+    return _Pattern(
+        key=key,
+        lower=tuple(w.lower() for w, _ in parts),
+        prefix=tuple(p for _, p in parts),
+        case=tuple(w for w, _ in parts) if case_sensitive else None,
+    )
 
 
-class _EntityFinder:
-    def __init__(self, entities: tuple[Entity, ...]) -> None:
-        self.names = _names_pattern(n for e in entities for n in e.names)
-        self.exclude = _names_pattern(x for e in entities for x in e.exclude)
+class _Automaton:
+    """All patterns in one automaton, keyed on their words up to the first wildcard."""
 
-    def find(self, doc: str) -> list[Hit]:
-        if self.names is None:
-            return []
-        blocked = [(m.start(), m.end()) for m in self.exclude.finditer(doc)] if self.exclude else []
-        hits = []
-        for m in self.names.finditer(doc):
-            if not any(s <= m.start() < e or s < m.end() <= e for s, e in blocked):
-                hits.append(Hit(m.start(), m.end(), m.group(0)))
+    def __init__(self) -> None:
+        self._by_key: dict[str, list[tuple[int, _Pattern | None, int]]] = {}
+        self.patterns: list[_Pattern] = []
+        self._ids: dict[tuple[str, bool, str], int] = {}
+
+    def add(self, text: str, case_sensitive: bool, key: str) -> int:
+        """Register a pattern; returns its id (−1 when it has no words)."""
+        ident = (text, case_sensitive, key)
+        if ident in self._ids:
+            return self._ids[ident]
+        pat = _pattern(text, case_sensitive, key)
+        if pat is None:
+            self._ids[ident] = -1
+            return -1
+        pid = len(self.patterns)
+        self.patterns.append(pat)
+        self._ids[ident] = pid
+        cut = next((i + 1 for i, p in enumerate(pat.prefix) if p), len(pat.lower))
+        head = " " + " ".join(pat.lower[:cut]) + ("" if pat.prefix[cut - 1] else " ")
+        # When the key is the whole pattern and case does not matter, a key hit is a match.
+        exact = cut == len(pat.lower) and pat.case is None
+        self._by_key.setdefault(head, []).append((pid, None if exact else pat, len(pat.lower)))
+        return pid
+
+    def build(self) -> None:
+        self._auto = ahocorasick.Automaton()
+        for head, pats in self._by_key.items():
+            self._auto.add_word(head, (len(head), tuple(pats)))
+        if self._by_key:
+            self._auto.make_automaton()
+
+    def scan(self, doc: Doc) -> dict[int, list[tuple[int, int]]]:
+        """Pattern id → (start word, end word) of every occurrence."""
+        hits: dict[int, list[tuple[int, int]]] = {}
+        if not self._by_key:
+            return hits
+        for end_char, (length, pats) in self._auto.iter(doc.norm):
+            start = doc.word_at(end_char - length + 1)
+            for pid, pat, size in pats:
+                end = start + size if pat is None else pat.verify(doc, start)
+                if end >= 0:
+                    hits.setdefault(pid, []).append((start, end))
         return hits
+
+
+@dataclass
+class _EntityRefs:
+    """How an ``@ref`` is found: the name patterns of the entities it stands for."""
+
+    names: list[tuple[int, Entity, bool]]  #: (pattern id, entity, ambiguous)
+    excludes: list[int]
+    contexts: dict[str, list[int]]  #: entity id → context pattern ids
+
+
+class _Ctx:
+    __slots__ = ("doc", "hits", "n", "near")
+
+    def __init__(self, doc: Doc, hits: dict[str, list[Hit]]) -> None:
+        self.doc = doc
+        self.hits = hits
+        self.n = len(doc.orig)
+        self.near = 0.0
 
 
 class Matcher:
@@ -70,116 +148,485 @@ class Matcher:
 
     def __init__(self, ruleset: RuleSet) -> None:
         self.ruleset = ruleset
-        self._finders: dict[str, _EntityFinder | re.Pattern[str]] = {}
+        self._auto = _Automaton()
+        self._terms: dict[str, int] = {}  #: term label → pattern id
+        self._refs: dict[str, _EntityRefs] = {}
+        self._rules: list[tuple[Rule, _Eval, frozenset[str] | None, list[frozenset[str]]]] = []
         for rule in ruleset.rules:
-            for term in _terms(rule):
-                if term not in self._finders:
-                    self._finders[term] = (
-                        _EntityFinder(ruleset.members(term[1:])) if term.startswith("@") else term_pattern(term)
-                    )
-        # A literal every hit must contain (lower-cased): a cheap substring test skips the
-        # regular expressions of terms that cannot occur in a document.
-        self._probes = {term: _probe(term) for term in self._finders}
+            node = ruleset.queries[rule.id]
+            for n in q.walk(node):
+                if isinstance(n, q.Term):
+                    label = _term_label(n)
+                    self._terms[label] = self._auto.add(n.text, n.case_sensitive, label)
+                elif isinstance(n, q.EntityRef):
+                    self._entity_ref(n)
+            self._rules.append((rule, _compile(node), _anchor(node), _required(node)))
+        self._auto.build()
+        # Pattern id → the term labels and entity refs it serves (a scan touches only these).
+        self._pid_terms: dict[int, list[str]] = {}
+        for label, pid in self._terms.items():
+            self._pid_terms.setdefault(pid, []).append(label)
+        self._pid_refs: dict[int, list[str]] = {}
+        for label, refs in self._refs.items():
+            for pid, _, _ in refs.names:
+                self._pid_refs.setdefault(pid, []).append(label)
+        self._anchored: dict[str, list[int]] = {}
+        self._always: list[int] = []
+        for i, (_, _, anchor, _) in enumerate(self._rules):
+            if anchor is None:
+                self._always.append(i)
+            else:
+                for label in anchor:
+                    self._anchored.setdefault(label, []).append(i)
+
+    def _entity_ref(self, ref: q.EntityRef) -> None:
+        label = _ref_label(ref)
+        if label in self._refs:
+            return
+        entities = self.ruleset.resolve(ref.name, ref.related)
+        names: list[tuple[int, Entity, bool]] = []
+        excludes: list[int] = []
+        contexts: dict[str, list[int]] = {}
+        for ent in entities:
+            ambiguous = set(ent.ambiguous)
+            for name in ent.names:
+                pid = self._auto.add(name, ent.case_sensitive, label)
+                if pid >= 0:
+                    names.append((pid, ent, name in ambiguous))
+            excludes.extend(p for p in (self._auto.add(x, False, "!" + x) for x in ent.exclude) if p >= 0)
+            ctx = []
+            for term in ent.context:
+                case = term.startswith("case:")
+                ctx.append(self._auto.add(term[5:] if case else term, case, "?" + term))
+            contexts[ent.id] = [p for p in ctx if p >= 0]
+        self._refs[label] = _EntityRefs(names=names, excludes=excludes, contexts=contexts)
+
+    # -- matching ------------------------------------------------------------------------
 
     def match(self, title: str, text: str) -> list[Match]:
-        doc = _Document(title or "", text or "")
-        lowered = doc.full.lower()
-        hits = {term: self._find(term, doc.full) if self._probes[term] in lowered else [] for term in self._finders}
+        doc = index(title or "", text or "")
+        hits = self._hits(doc)
+        candidates = set(self._always)
+        for label in hits:
+            candidates.update(self._anchored.get(label, ()))
+        present = hits.keys()
         out = []
-        for rule in self.ruleset.rules:
-            m = _evaluate(rule, doc, hits)
+        for i in sorted(candidates):
+            rule, evaluator, _, required = self._rules[i]
+            if any(need.isdisjoint(present) for need in required):
+                continue  # a part the query cannot do without is absent
+            m = _score(rule, evaluator, doc, hits)
             if m is not None:
                 out.append(m)
         return out
 
-    def _find(self, term: str, full: str) -> list[Hit]:
-        finder = self._finders[term]
-        if isinstance(finder, _EntityFinder):
-            return finder.find(full)
-        return [Hit(m.start(), m.end(), m.group(0)) for m in finder.finditer(full)]
+    def explain_miss(self, rule_id: str, title: str, text: str) -> list[str]:
+        """For a document the rule does not match: what is missing, from the closest branch of
+        its query and the closest window (empty when the query is true but the score is low)."""
+        doc = index(title or "", text or "")
+        ctx = _Ctx(doc, self._hits(doc))
+        return _why_false(self.ruleset.queries[rule_id], ctx, 0, len(doc.orig))
+
+    def _hits(self, doc: Doc) -> dict[str, list[Hit]]:
+        """Term and entity label → sorted hits, for the labels that occur in ``doc``."""
+        raw = self._auto.scan(doc)
+        hits: dict[str, list[Hit]] = {}
+        refs: set[str] = set()
+        for pid, found in raw.items():
+            for label in self._pid_terms.get(pid, ()):
+                # One pattern's hits come in text order already (the automaton reports by end).
+                hits[label] = [(s, e, label) for s, e in found]
+            refs.update(self._pid_refs.get(pid, ()))
+        for label in refs:
+            resolved = _resolve_entities(doc, raw, self._refs[label], label)
+            if resolved:
+                hits[label] = resolved
+        return hits
 
 
-def _probe(term: str) -> str:
-    if term.startswith("@"):
-        return ""
-    words = [w.rstrip("*") for w in re.split(r"[\s\-]+", term.strip()) if w.rstrip("*")]
-    return max(words, key=len).lower() if words else ""
+def _resolve_entities(doc: Doc, raw: dict[int, list[tuple[int, int]]], refs: _EntityRefs, label: str) -> list[Hit]:
+    out: list[Hit] = []
+    blocked: list[tuple[int, int]] | None = None
+    for pid, ent, ambiguous in refs.names:
+        found = raw.get(pid)
+        if not found:
+            continue
+        if blocked is None:
+            blocked = [span for x in refs.excludes for span in raw.get(x, ())]
+        for s, e in found:
+            if any(bs <= s and e <= be for bs, be in blocked):
+                continue
+            if ambiguous and not _has_context(doc, raw, refs.contexts.get(ent.id, []), ent.context_scope, s):
+                continue
+            out.append((s, e, label))
+    out.sort()
+    # Overlapping names of one ref ("Ford" inside "Ford Motor"): keep the longest.
+    kept: list[Hit] = []
+    for hit in out:
+        if kept and hit[0] < kept[-1][1]:
+            if hit[1] > kept[-1][1]:
+                kept[-1] = hit
+            continue
+        kept.append(hit)
+    return kept
 
 
-def _terms(rule: Rule) -> list[str]:
-    return [t for g in rule.all_of for t in g] + list(rule.any_of) + list(rule.none_of)
+def _has_context(doc: Doc, raw: dict[int, list[tuple[int, int]]], ctx: list[int], scope: str, at: int) -> bool:
+    para = doc.paragraph_of(at) if scope == "paragraph" else None
+    for pid in ctx:
+        for s, _ in raw.get(pid, ()):
+            if para is None or doc.paragraph_of(s) == para:
+                return True
+    return False
 
 
-class _Document:
-    """Title and text joined, with window boundaries: window 0 is the title."""
-
-    def __init__(self, title: str, text: str) -> None:
-        self.full = title + "\n\n" + text
-        offset = len(title) + 2
-        title_window = (0, len(title))  # always window 0, even when empty, and never split
-        self.paragraphs = [title_window]
-        pos = 0
-        for m in _PARAGRAPH_BREAK.finditer(text):
-            self._add(self.paragraphs, offset + pos, offset + m.start())
-            pos = m.end()
-        self._add(self.paragraphs, offset + pos, offset + len(text))
-        self.sentences: list[tuple[int, int]] = [title_window]
-        for start, end in self.paragraphs[1:]:
-            pos = start
-            for m in _SENTENCE_END.finditer(self.full, start, end):
-                self._add(self.sentences, pos, m.start())
-                pos = m.end()
-            self._add(self.sentences, pos, end)
-
-    @staticmethod
-    def _add(windows: list[tuple[int, int]], start: int, end: int) -> None:
-        if end > start and (not windows or start >= windows[-1][1]):
-            windows.append((start, end))
-
-    def windows(self, kind: str) -> list[tuple[int, int]]:
-        if kind == "sentence":
-            return self.sentences
-        if kind == "document":
-            return [(0, len(self.full))]
-        return self.paragraphs
+def _term_label(n: q.Term) -> str:
+    return ("case:" if n.case_sensitive else "") + n.text
 
 
-def _window_of(starts: list[int], pos: int) -> int:
-    return bisect.bisect_right(starts, pos) - 1
+def _ref_label(n: q.EntityRef) -> str:
+    return "@" + n.name + ("+" if n.related else "")
 
 
-def _evaluate(rule: Rule, doc: _Document, hits: dict[str, list[Hit]]) -> Match | None:
-    if not all(any(hits[t] for t in group) for group in rule.all_of):
+# -- evaluation ----------------------------------------------------------------------------
+
+
+class _Eval:
+    def eval(self, ctx: _Ctx, lo: int, hi: int) -> tuple[bool, list[Hit]]:
+        raise NotImplementedError
+
+
+class _Lit(_Eval):
+    def __init__(self, label: str) -> None:
+        self.label = label
+
+    def eval(self, ctx: _Ctx, lo: int, hi: int) -> tuple[bool, list[Hit]]:
+        found = ctx.hits.get(self.label)
+        if not found:
+            return _FALSE
+        if lo == 0 and hi >= ctx.n:
+            return True, found
+        a = bisect.bisect_left(found, (lo,))
+        b = bisect.bisect_left(found, (hi,))
+        inside = [h for h in found[a:b] if h[1] <= hi]
+        return bool(inside), inside
+
+
+class _And(_Eval):
+    def __init__(self, children: Sequence[_Eval]) -> None:
+        # Cheap literal checks first: they fail fastest.
+        self.children = sorted(children, key=lambda c: not isinstance(c, _Lit))
+
+    def eval(self, ctx: _Ctx, lo: int, hi: int) -> tuple[bool, list[Hit]]:
+        acc: list[Hit] = []
+        for child in self.children:
+            ok, found = child.eval(ctx, lo, hi)
+            if not ok:
+                return _FALSE
+            acc.extend(found)
+        return True, acc
+
+
+class _Or(_Eval):
+    def __init__(self, children: Sequence[_Eval]) -> None:
+        self.children = list(children)
+
+    def eval(self, ctx: _Ctx, lo: int, hi: int) -> tuple[bool, list[Hit]]:
+        acc: list[Hit] = []
+        ok = False
+        for child in self.children:
+            c_ok, found = child.eval(ctx, lo, hi)
+            if c_ok:
+                ok = True
+                acc.extend(found)
+        return ok, acc
+
+
+class _Not(_Eval):
+    def __init__(self, child: _Eval) -> None:
+        self.child = child
+
+    def eval(self, ctx: _Ctx, lo: int, hi: int) -> tuple[bool, list[Hit]]:
+        return (not self.child.eval(ctx, lo, hi)[0]), []
+
+
+class _Near(_Eval):
+    def __init__(self, left: _Eval, right: _Eval, distance: int) -> None:
+        self.left, self.right, self.distance = left, right, distance
+
+    def eval(self, ctx: _Ctx, lo: int, hi: int) -> tuple[bool, list[Hit]]:
+        l_ok, left = self.left.eval(ctx, lo, hi)
+        if not l_ok:
+            return _FALSE
+        r_ok, right = self.right.eval(ctx, lo, hi)
+        if not r_ok:
+            return _FALSE
+        out: set[Hit] = set()
+        best = -1
+        for a in left:
+            for b in right:
+                gap = max(b[0] - a[1], a[0] - b[1], 0)
+                if gap <= self.distance and a != b:
+                    out.add(a)
+                    out.add(b)
+                    best = gap if best < 0 else min(best, gap)
+        if not out:
+            return _FALSE
+        ctx.near = max(ctx.near, 1 - best / (self.distance + 1))
+        return True, sorted(out)
+
+
+class _Field(_Eval):
+    def __init__(self, field: str, child: _Eval) -> None:
+        self.title = field == "title"
+        self.child = child
+
+    def eval(self, ctx: _Ctx, lo: int, hi: int) -> tuple[bool, list[Hit]]:
+        split = ctx.doc.title_end
+        lo, hi = (lo, min(hi, split)) if self.title else (max(lo, split), hi)
+        if lo >= hi:
+            return _FALSE
+        return self.child.eval(ctx, lo, hi)
+
+
+class _Scope(_Eval):
+    def __init__(self, scope: str, child: _Eval, anchor: frozenset[str] | None) -> None:
+        self.sentence = scope == "sentence"
+        self.child = child
+        self.anchor = anchor
+
+    def windows(self, ctx: _Ctx, lo: int, hi: int) -> list[list[Hit]]:
+        """Evidence of every window (within [lo, hi)) in which the child is true."""
+        spans = ctx.doc.sentences if self.sentence else ctx.doc.paragraphs
+        if self.anchor is None:
+            candidates: Iterable[int] = range(len(spans))
+        else:
+            # Only windows holding an anchor term can satisfy the child.
+            starts = ctx.doc.sent_starts if self.sentence else ctx.doc.para_starts
+            candidates = sorted(
+                {bisect.bisect_right(starts, h[0]) - 1 for label in self.anchor for h in ctx.hits.get(label, ())}
+            )
+        out = []
+        for n in candidates:
+            w_lo, w_hi = spans[n]
+            a, b = max(lo, w_lo), min(hi, w_hi)
+            if a < b:
+                ok, found = self.child.eval(ctx, a, b)
+                if ok:
+                    out.append(found)
+        return out
+
+    def eval(self, ctx: _Ctx, lo: int, hi: int) -> tuple[bool, list[Hit]]:
+        wins = self.windows(ctx, lo, hi)
+        return (True, [h for w in wins for h in w]) if wins else _FALSE
+
+
+class _AtLeast(_Eval):
+    def __init__(self, count: int, child: _Eval) -> None:
+        self.count, self.child = count, child
+
+    def eval(self, ctx: _Ctx, lo: int, hi: int) -> tuple[bool, list[Hit]]:
+        if isinstance(self.child, _Scope):
+            wins = self.child.windows(ctx, lo, hi)
+            if len(wins) < self.count:
+                return _FALSE
+            return True, [h for w in wins for h in w]
+        ok, found = self.child.eval(ctx, lo, hi)
+        if not ok or len({(h[0], h[1]) for h in found}) < self.count:
+            return _FALSE
+        return True, found
+
+
+def _compile(node: q.Node) -> _Eval:
+    if isinstance(node, q.Term):
+        return _Lit(_term_label(node))
+    if isinstance(node, q.EntityRef):
+        return _Lit(_ref_label(node))
+    if isinstance(node, q.And):
+        return _And([_compile(c) for c in node.children])
+    if isinstance(node, q.Or):
+        return _Or([_compile(c) for c in node.children])
+    if isinstance(node, q.Not):
+        return _Not(_compile(node.child))
+    if isinstance(node, q.Near):
+        return _Near(_compile(node.left), _compile(node.right), node.distance)
+    if isinstance(node, q.Field):
+        return _Field(node.field, _compile(node.child))
+    if isinstance(node, q.Scope):
+        return _Scope(node.scope, _compile(node.child), _anchor(node.child))
+    if isinstance(node, q.AtLeast):
+        return _AtLeast(node.count, _compile(node.child))
+    raise TypeError(f"unknown query node {node!r}")
+
+
+def _anchor(node: q.Node) -> frozenset[str] | None:
+    """Labels of which at least one must occur for the query to be true (None: cannot tell)."""
+    if isinstance(node, q.Term):
+        return frozenset({_term_label(node)})
+    if isinstance(node, q.EntityRef):
+        return frozenset({_ref_label(node)})
+    if isinstance(node, q.And):
+        options = [a for a in (_anchor(c) for c in node.children) if a is not None]
+        return min(options, key=len) if options else None
+    if isinstance(node, q.Or):
+        parts = [_anchor(c) for c in node.children]
+        if any(p is None for p in parts):
+            return None
+        return frozenset().union(*parts)  # type: ignore[arg-type]
+    if isinstance(node, q.Near):
+        return _anchor(node.left)
+    if isinstance(node, (q.Field, q.Scope, q.AtLeast)):
+        return _anchor(node.child)
+    return None
+
+
+def _why_false(node: q.Node, ctx: _Ctx, lo: int, hi: int) -> list[str]:
+    if _compile(node).eval(ctx, lo, hi)[0]:
+        return []
+    if isinstance(node, q.And):
+        return [why for child in node.children for why in _why_false(child, ctx, lo, hi)]
+    if isinstance(node, q.Or) and not node.label:
+        options = [_why_false(child, ctx, lo, hi) for child in node.children]
+        return min(options, key=len)
+    if isinstance(node, q.Field):
+        split = ctx.doc.title_end
+        a, b = (lo, min(hi, split)) if node.field == "title" else (max(lo, split), hi)
+        return [f"{node.field}: {why}" for why in _why_false(node.child, ctx, a, b)] if a < b else [render(node)]
+    if isinstance(node, q.Scope):
+        windows = ctx.doc.sentences if node.scope == "sentence" else ctx.doc.paragraphs
+        best: list[str] | None = None
+        for w_lo, w_hi in windows:
+            a, b = max(lo, w_lo), min(hi, w_hi)
+            if a < b:
+                why = _why_false(node.child, ctx, a, b)
+                if best is None or len(why) < len(best):
+                    best = why
+        return [f"in every {node.scope}: {why}" for why in (best or [render(node.child)])]
+    if isinstance(node, q.AtLeast):
+        child = _compile(node.child)
+        if isinstance(child, _Scope):
+            found = len(child.windows(ctx, lo, hi))
+        else:
+            found = len({(h[0], h[1]) for h in child.eval(ctx, lo, hi)[1]})
+        return [f"{render(node)} (found {found})"]
+    if isinstance(node, q.Not):
+        return [f"{render(node)} (it occurs)"]
+    return [render(node)]
+
+
+def _required(node: q.Node) -> list[frozenset[str]]:
+    """Label sets of which each must have a hit for the query to be true (a cheap pre-filter)."""
+    if isinstance(node, (q.Term, q.EntityRef)):
+        return [_anchor(node)]  # type: ignore[list-item]
+    if isinstance(node, q.And):
+        return [need for c in node.children for need in _required(c)]
+    if isinstance(node, q.Or):
+        anchor = _anchor(node)
+        return [anchor] if anchor is not None else []
+    if isinstance(node, q.Near):
+        return _required(node.left) + _required(node.right)
+    if isinstance(node, (q.Field, q.Scope, q.AtLeast)):
+        return _required(node.child)
+    return []
+
+
+# -- scoring, evidence, snippets -------------------------------------------------------------
+
+
+def _score(rule: Rule, evaluator: _Eval, doc: Doc, hits: dict[str, list[Hit]]) -> Match | None:
+    ctx = _Ctx(doc, hits)
+    ok, found = evaluator.eval(ctx, 0, len(doc.orig))
+    if not ok:
         return None
-    windows = doc.windows(rule.window)
-    starts = [s for s, _ in windows]
-
-    def per_window(terms: Iterable[str]) -> dict[int, list[Hit]]:
-        found: dict[int, list[Hit]] = {}
-        for t in terms:
-            for h in hits[t]:
-                found.setdefault(_window_of(starts, h.start), []).append(h)
-        return found
-
-    group_windows = [per_window(group) for group in rule.all_of]
-    blocked = set(per_window(rule.none_of))
-    good = sorted(set.intersection(*(set(g) for g in group_windows)) - blocked)
-    if len(good) < rule.min_windows:
-        return None
-    title_hit = bool(good) and good[0] == 0 and rule.window != "document"
-    boosts = {h.surface.lower() for t in rule.any_of for h in hits[t]}
-    score = len(good) + (0.5 if title_hit else 0.0) + 0.25 * len(boosts)
+    evidence = sorted(set(found))
+    paragraphs = {doc.paragraph_of(s) for s, _, _ in evidence}
+    score = len(paragraphs) + (0.5 if 0 in paragraphs else 0.0)
+    score += min(0.01 * len(evidence), 0.3) + 0.1 * ctx.near
+    score = round(score, 3)
     if score < rule.threshold:
         return None
     terms: dict[str, str] = {}
-    for h in sorted((h for g in group_windows for w in good for h in g.get(w, [])), key=lambda h: h.start):
-        terms.setdefault(h.surface.lower(), h.surface)
-    snippets = tuple(_snippet(doc.full, *windows[w]) for w in good[:2])
+    for s, e, _ in evidence:
+        surface = doc.full[doc.starts[s] : doc.ends[e - 1]]
+        terms.setdefault(surface.lower(), surface)
     return Match(
-        rule=rule.id, score=round(score, 3), terms=tuple(terms.values()), snippets=snippets, rule_hash=rule.content_hash
+        rule=rule.id,
+        score=score,
+        terms=tuple(terms.values()),
+        snippets=_snippets(doc, evidence),
+        rule_hash=rule.content_hash,
+        evidence=tuple(_evidence(doc, h) for h in evidence),
     )
 
 
-def _snippet(full: str, start: int, end: int, limit: int = 320) -> str:
-    text = " ".join(full[start:end].split())
+def _evidence(doc: Doc, hit: Hit) -> Evidence:
+    s, e, label = hit
+    start, end = doc.starts[s], doc.ends[e - 1]
+    in_title = s < doc.title_end
+    base = 0 if in_title else len(doc.title) + 2
+    return Evidence(
+        term=label, text=doc.full[start:end], field="title" if in_title else "text", start=start - base, end=end - base
+    )
+
+
+def _snippets(doc: Doc, evidence: Sequence[Hit], limit: int = 2) -> tuple[str, ...]:
+    """The one or two text sentences with the most evidence (the title when that is all there is)."""
+    counts: dict[int, int] = {}
+    starts = [lo for lo, _ in doc.sentences]
+    for s, _, _ in evidence:
+        n = bisect.bisect_right(starts, s) - 1
+        counts[n] = counts.get(n, 0) + 1
+    body = [n for n in counts if n > 0]
+    chosen = sorted(sorted(body, key=lambda n: (-counts[n], n))[:limit]) or [0]
+    return tuple(_sentence_text(doc, n) for n in chosen)
+
+
+def _sentence_text(doc: Doc, n: int, limit: int = 400) -> str:
+    lo, hi = doc.sentences[n]
+    if hi <= lo:
+        return ""
+    text = " ".join(doc.full[doc.starts[lo] : _sentence_end(doc, hi)].split())
     return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+def _sentence_end(doc: Doc, hi: int) -> int:
+    end = doc.ends[hi - 1]
+    while end < len(doc.full) and doc.full[end] in ".!?\"”’')":
+        end += 1
+    return end
+
+
+def highlight(text: str, spans: Iterable[tuple[int, int]], before: str = "[", after: str = "]") -> str:
+    """Wrap the character spans of ``text`` (sorted, non-overlapping) in markers."""
+    out, pos = [], 0
+    for start, end in sorted(spans):
+        if start < pos:
+            continue
+        out += [text[pos:start], before, text[start:end], after]
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def render(node: q.Node) -> str:
+    """A query node back as query text (for explanations)."""
+    if isinstance(node, q.Term):
+        body = f'"{node.text}"' if " " in node.text else node.text
+        return ("case:" if node.case_sensitive else "") + body
+    if isinstance(node, q.EntityRef):
+        return _ref_label(node)
+    if isinstance(node, q.And):
+        return "(" + " AND ".join(render(c) for c in node.children) + ")"
+    if isinstance(node, q.Or):
+        return node.label or "(" + " OR ".join(render(c) for c in node.children) + ")"
+    if isinstance(node, q.Not):
+        return "NOT " + render(node.child)
+    if isinstance(node, q.Near):
+        return f"{render(node.left)} NEAR/{node.distance} {render(node.right)}"
+    if isinstance(node, q.Field):
+        return f"{node.field}:{render(node.child)}"
+    if isinstance(node, q.Scope):
+        return f"{node.scope}({render(node.child)})"
+    if isinstance(node, q.AtLeast):
+        return f"atleast({node.count}, {render(node.child)})"
+    return repr(node)

@@ -130,9 +130,20 @@ class RuleMatch(Base):
     rule_id: Mapped[str] = mapped_column(String(128), primary_key=True, index=True)
     score: Mapped[float] = mapped_column(Float)
     terms: Mapped[str] = mapped_column(Text)  #: JSON list of matched terms
-    snippet: Mapped[str] = mapped_column(Text)
+    snippet: Mapped[str] = mapped_column(Text)  #: one or two sentences, separated by a newline
+    #: JSON list of {term, text, field, start, end}: every matched occurrence, offsets within the field
+    evidence: Mapped[str | None] = mapped_column(Text)
     rule_hash: Mapped[str] = mapped_column(String(64))
     matched_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class RuleState(Base):
+    """The rule version every stored item has been tagged with (see ``tracker rematch``)."""
+
+    __tablename__ = "rule_state"
+    rule_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    rule_hash: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class FetchLog(Base):

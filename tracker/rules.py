@@ -1,67 +1,99 @@
 """Rule files and the entity catalogue → RuleSet.
 
-A rule file (``rules/<topic-id>.toml``) names groups of terms that must all occur in
-one window of the article (a paragraph by default); ``rules/entities.toml`` defines the
-entities (``@ford``) and groups (``@chinese-automakers``) that terms may refer to. The
-format is documented in rules/README.md. Every problem is a RuleError naming the file,
-the line and what was expected.
+``rules/<topic-id>.toml`` holds one rule: id, title, description, the query (tracker/query.py),
+an optional threshold, priority and owner. ``rules/entities.toml`` defines the entities
+(``@ford``) and, through ``groups``, the groups (``@chinese-automakers``) that queries refer
+to. The format is documented in rules/README.md. Every problem is a RuleError naming the
+file, line and column and what was expected; ``check_rules`` collects all of them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import RuleError
+from .query import EntityRef, ListRef, Node, Or, QuerySyntaxError, parse_query, substitute, walk
 from .types import Rule
 
 ENTITY_FILE = "entities.toml"
-RULE_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+IDENT = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 ENTITY_TYPES = {"org", "person", "place", "group"}
-WINDOWS = {"paragraph", "sentence", "document"}
-_RULE_KEYS = {
-    "id",
-    "title",
+_RULE_KEYS = {"id", "title", "description", "query", "threshold", "priority", "owner", "terms"}
+_ENTITY_KEYS = {
+    "type",
+    "names",
+    "case_sensitive",
+    "exclude",
+    "ambiguous",
+    "context",
+    "context_scope",
+    "groups",
+    "related_to",
     "description",
-    "all",
-    "any",
-    "none",
-    "window",
-    "min_windows",
-    "threshold",
-    "owner",
-    "priority",
 }
-_ENTITY_KEYS = {"type", "names", "exclude", "groups", "description"}
 
 
 @dataclass(frozen=True, slots=True)
 class Entity:
+    """A named thing a rule can refer to as ``@id``.
+
+    ``names`` match as whole words (case-sensitively unless ``case_sensitive`` is false);
+    a name inside one of the ``exclude`` phrases is not this entity; a name listed in
+    ``ambiguous`` counts only when one of the ``context`` terms occurs in the same
+    ``context_scope`` ("document" or "paragraph").
+    """
+
     id: str
     type: str
-    names: tuple[str, ...]  #: case-sensitive surface forms; possessives match automatically
-    exclude: tuple[str, ...] = ()  #: longer phrases in which a name does not mean this entity
+    names: tuple[str, ...]
+    case_sensitive: bool = True
+    exclude: tuple[str, ...] = ()
+    ambiguous: tuple[str, ...] = ()
+    context: tuple[str, ...] = ()
+    context_scope: str = "document"
     groups: tuple[str, ...] = ()
+    related_to: tuple[str, ...] = ()
+    description: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class RuleSet:
     rules: tuple[Rule, ...]
     entities: Mapping[str, Entity] = field(default_factory=dict)
-
-    def members(self, ref: str) -> tuple[Entity, ...]:
-        """Entities an ``@ref`` stands for: the entity itself, or every member of the group."""
-        own = self.entities.get(ref)
-        grouped = tuple(e for e in self.entities.values() if ref in e.groups)
-        return ((own,) if own else ()) + grouped
+    queries: Mapping[str, Node] = field(default_factory=dict)  #: rule id → parsed query
 
     def get(self, rule_id: str) -> Rule | None:
         return next((r for r in self.rules if r.id == rule_id), None)
+
+    def known_refs(self) -> set[str]:
+        return set(self.entities) | {g for e in self.entities.values() for g in e.groups}
+
+    def resolve(self, name: str, related: bool = False) -> tuple[Entity, ...]:
+        """Entities that ``@name`` (``@name+`` with ``related``) stands for."""
+        found: dict[str, Entity] = {}
+        if name in self.entities:
+            found[name] = self.entities[name]
+        for ent in self.entities.values():
+            if name in ent.groups:
+                found[ent.id] = ent
+        if related:
+            heads = set(found)
+            for ent in self.entities.values():
+                if heads & set(ent.related_to):
+                    found[ent.id] = ent
+        return tuple(found.values())
+
+    def only(self, rule_ids: Iterable[str]) -> RuleSet:
+        wanted = set(rule_ids)
+        rules = tuple(r for r in self.rules if r.id in wanted)
+        return RuleSet(rules=rules, entities=self.entities, queries={r.id: self.queries[r.id] for r in rules})
 
 
 def rule_files(paths: Iterable[Path]) -> tuple[list[Path], list[Path]]:
@@ -96,65 +128,69 @@ def check_rules(paths: Iterable[Path]) -> tuple[RuleSet, list[RuleError]]:
     except RuleError as exc:
         return RuleSet(rules=()), [exc]
     entities: dict[str, Entity] = {}
-    entity_bytes = b""
     for path in entity_paths:
         try:
-            raw, data = _read(path)
-            entity_bytes += raw
-            for ent in _entities(data, path, raw.decode("utf-8", "replace")):
-                if ent.id in entities:
-                    errors.append(
-                        RuleError(
-                            f"entity {ent.id!r} defined twice",
-                            path=str(path),
-                            line=_line_of(raw.decode(), f"[{ent.id}]"),
-                        )
-                    )
-                entities[ent.id] = ent
+            text, data = _read(path)
         except RuleError as exc:
             errors.append(exc)
-    group_ids = {g for e in entities.values() for g in e.groups}
+            continue
+        for ent_id, table in data.items():
+            try:
+                ent = _entity(ent_id, table, path, text)
+            except RuleError as exc:
+                errors.append(exc)
+                continue
+            if ent.id in entities:
+                errors.append(
+                    RuleError(f"entity {ent.id!r} is defined twice", path=str(path), line=_line_of(text, f"[{ent.id}]"))
+                )
+            entities[ent.id] = ent
+    errors.extend(_check_relations(entities, entity_paths))
+    catalogue = RuleSet(rules=(), entities=entities)
     rules: list[Rule] = []
+    queries: dict[str, Node] = {}
     seen: dict[str, Path] = {}
     for path in rule_paths:
         try:
-            raw, data = _read(path)
-            rule = _rule(data, path, raw, entity_bytes, set(entities) | group_ids)
+            text, data = _read(path)
+            rule, query = _rule(data, path, text, catalogue)
             if rule.id in seen:
                 raise RuleError(
-                    f"rule id {rule.id!r} is also used by {seen[rule.id]}",
-                    path=str(path),
-                    line=_line_of(raw.decode(), "id"),
+                    f"rule id {rule.id!r} is also used by {seen[rule.id]}", path=str(path), line=_line_of(text, "id")
                 )
             seen[rule.id] = path
             rules.append(rule)
+            queries[rule.id] = query
         except RuleError as exc:
             errors.append(exc)
-    return RuleSet(rules=tuple(rules), entities=entities), errors
+    return RuleSet(rules=tuple(rules), entities=entities, queries=queries), errors
 
 
-def _read(path: Path) -> tuple[bytes, dict[str, Any]]:
-    raw = path.read_bytes()
+def _read(path: Path) -> tuple[str, dict[str, Any]]:
     try:
-        return raw, tomllib.loads(raw.decode("utf-8"))
+        text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError:
         raise RuleError("file is not UTF-8", path=str(path)) from None
+    try:
+        return text, tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         msg = str(exc)
-        m = re.search(r"at line (\d+)", msg)
+        m = re.search(r"at line (\d+), column (\d+)", msg)
+        line, col = (int(m.group(1)), int(m.group(2))) if m else (None, None)
         raise RuleError(
             f"not valid TOML: {re.sub(r' [(]at line.*', '', msg)}",
             path=str(path),
-            line=int(m.group(1)) if m else None,
-            expected="TOML key = value",
+            line=line,
+            column=col,
+            source_line=_source_line(text, line),
+            expected="key = value",
         ) from None
 
 
 def _line_of(text: str, needle: str) -> int | None:
     """Line of ``key = ...`` when ``needle`` is a bare key, else of the first line containing it."""
     if re.fullmatch(r"[A-Za-z_][\w-]*", needle):
-        key = re.compile(rf"^\s*{re.escape(needle)}\s*=", re.M)
-        m = key.search(text)
+        m = re.search(rf"^\s*{re.escape(needle)}\s*=", text, re.M)
         if m:
             return text.count("\n", 0, m.start()) + 1
     for number, line in enumerate(text.splitlines(), 1):
@@ -163,61 +199,165 @@ def _line_of(text: str, needle: str) -> int | None:
     return None
 
 
-def _entities(data: Mapping[str, Any], path: Path, text: str) -> list[Entity]:
-    out = []
-    for ent_id, table in data.items():
-        line = _line_of(text, f"[{ent_id}]")
-        if not RULE_ID.match(ent_id):
-            raise RuleError(
-                f"bad entity id {ent_id!r}", path=str(path), line=line, expected="lower-case letters, digits and '-'"
-            )
-        if not isinstance(table, dict):
-            raise RuleError(f"{ent_id} is not a table", path=str(path), line=line, expected=f"[{ent_id}]")
-        unknown = set(table) - _ENTITY_KEYS
-        if unknown:
-            raise RuleError(
-                f"unknown key {sorted(unknown)[0]!r} in [{ent_id}]",
-                path=str(path),
-                line=line,
-                expected="one of " + ", ".join(sorted(_ENTITY_KEYS)),
-            )
-        etype = table.get("type", "org")
-        if etype not in ENTITY_TYPES:
-            raise RuleError(
-                f"bad type {etype!r} in [{ent_id}]",
-                path=str(path),
-                line=line,
-                expected=" or ".join(sorted(ENTITY_TYPES)),
-            )
-        names = _strings(table, "names", path, text, ent_id)
-        if not names and etype != "group":
-            raise RuleError(f"[{ent_id}] has no names", path=str(path), line=line, expected='names = ["..."]')
-        out.append(
-            Entity(
-                id=ent_id,
-                type=etype,
-                names=names,
-                exclude=_strings(table, "exclude", path, text, ent_id),
-                groups=_strings(table, "groups", path, text, ent_id),
-            )
+def _source_line(text: str, line: int | None) -> str | None:
+    if line is None:
+        return None
+    lines = text.splitlines()
+    return lines[line - 1] if 0 < line <= len(lines) else None
+
+
+# -- entities ------------------------------------------------------------------------------
+
+
+def _entity(ent_id: str, table: Any, path: Path, text: str) -> Entity:
+    where = str(path)
+    line = _line_of(text, f"[{ent_id}]")
+    if not IDENT.match(ent_id):
+        raise RuleError(
+            f"bad entity id {ent_id!r}", path=where, line=line, expected="lower-case letters, digits and '-'"
         )
-    return out
+    if not isinstance(table, dict):
+        raise RuleError(f"{ent_id} is not a table", path=where, line=line, expected=f"[{ent_id}]")
+    unknown = set(table) - _ENTITY_KEYS
+    if unknown:
+        key = sorted(unknown)[0]
+        raise RuleError(
+            f"unknown key {key!r} in [{ent_id}]",
+            path=where,
+            line=_line_in_table(text, ent_id, key),
+            expected="one of " + ", ".join(sorted(_ENTITY_KEYS)),
+        )
+    etype = table.get("type", "org")
+    if etype not in ENTITY_TYPES:
+        raise RuleError(
+            f"bad type {etype!r} in [{ent_id}]",
+            path=where,
+            line=_line_in_table(text, ent_id, "type"),
+            expected=" or ".join(sorted(ENTITY_TYPES)),
+        )
+    strings = {
+        k: _strings(table, k, path, text, ent_id)
+        for k in ("names", "exclude", "ambiguous", "context", "groups", "related_to")
+    }
+    if not strings["names"] and etype != "group":
+        raise RuleError(f"[{ent_id}] has no names", path=where, line=line, expected='names = ["..."]')
+    stray = set(strings["ambiguous"]) - set(strings["names"])
+    if stray:
+        raise RuleError(
+            f"ambiguous name {sorted(stray)[0]!r} is not one of the names of [{ent_id}]",
+            path=where,
+            line=_line_in_table(text, ent_id, "ambiguous"),
+            expected="a name listed in names",
+        )
+    if strings["ambiguous"] and not strings["context"]:
+        raise RuleError(
+            f"[{ent_id}] lists ambiguous names but no context terms",
+            path=where,
+            line=_line_in_table(text, ent_id, "ambiguous"),
+            expected='context = ["..."]',
+        )
+    for key in ("groups", "related_to"):
+        for ref in strings[key]:
+            if not IDENT.match(ref):
+                raise RuleError(
+                    f"bad id {ref!r} in {key} of [{ent_id}]",
+                    path=where,
+                    line=_line_in_table(text, ent_id, key),
+                    expected="lower-case letters, digits and '-'",
+                )
+    for term in strings["context"]:
+        try:
+            parse_query(_as_query_term(term))
+        except QuerySyntaxError as exc:
+            raise RuleError(
+                f"bad context term {term!r} in [{ent_id}]: {exc}",
+                path=where,
+                line=_line_in_table(text, ent_id, "context"),
+                expected=exc.expected,
+            ) from None
+    scope = table.get("context_scope", "document")
+    if scope not in ("document", "paragraph"):
+        raise RuleError(
+            f"bad context_scope {scope!r} in [{ent_id}]",
+            path=where,
+            line=_line_in_table(text, ent_id, "context_scope"),
+            expected="document or paragraph",
+        )
+    case = table.get("case_sensitive", True)
+    if not isinstance(case, bool):
+        raise RuleError(
+            f"case_sensitive in [{ent_id}] must be true or false",
+            path=where,
+            line=_line_in_table(text, ent_id, "case_sensitive"),
+        )
+    return Entity(
+        id=ent_id,
+        type=etype,
+        names=strings["names"],
+        case_sensitive=case,
+        exclude=strings["exclude"],
+        ambiguous=strings["ambiguous"],
+        context=strings["context"],
+        context_scope=scope,
+        groups=strings["groups"],
+        related_to=strings["related_to"],
+        description=str(table.get("description", "")),
+    )
+
+
+def _as_query_term(term: str) -> str:
+    """A context term as written in entities.toml, as query syntax: ``case:EV`` or a phrase."""
+    if term.startswith("case:"):
+        return f'case:"{term[5:]}"'
+    return f'"{term}"'
+
+
+def _line_in_table(text: str, table: str, key: str) -> int | None:
+    head = _line_of(text, f"[{table}]")
+    if head is None:
+        return _line_of(text, key)
+    lines = text.splitlines()
+    for number in range(head, len(lines)):
+        stripped = lines[number].strip()
+        if stripped.startswith("["):
+            break
+        if re.match(rf"{re.escape(key)}\s*=", stripped):
+            return number + 1
+    return head
 
 
 def _strings(table: Mapping[str, Any], key: str, path: Path, text: str, where: str) -> tuple[str, ...]:
     value = table.get(key, [])
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
         raise RuleError(
-            f"{key} in {where} must be a list of non-empty strings",
+            f"{key} in [{where}] must be a list of non-empty strings",
             path=str(path),
-            line=_line_of(text, key),
+            line=_line_in_table(text, where, key),
             expected='["...", "..."]',
         )
     return tuple(v.strip() for v in value)
 
 
-def _rule(data: Mapping[str, Any], path: Path, raw: bytes, entity_bytes: bytes, known_refs: set[str]) -> Rule:
-    text = raw.decode("utf-8")
+def _check_relations(entities: Mapping[str, Entity], paths: list[Path]) -> list[RuleError]:
+    errors = []
+    where = str(paths[0]) if paths else ENTITY_FILE
+    for ent in entities.values():
+        for target in ent.related_to:
+            if target not in entities:
+                errors.append(
+                    RuleError(
+                        f"[{ent.id}] is related_to unknown entity {target!r}",
+                        path=where,
+                        expected="an entity defined in entities.toml",
+                    )
+                )
+    return errors
+
+
+# -- rules ---------------------------------------------------------------------------------
+
+
+def _rule(data: Mapping[str, Any], path: Path, text: str, catalogue: RuleSet) -> tuple[Rule, Node]:
     where = str(path)
     unknown = set(data) - _RULE_KEYS
     if unknown:
@@ -229,72 +369,159 @@ def _rule(data: Mapping[str, Any], path: Path, raw: bytes, entity_bytes: bytes, 
             expected="one of " + ", ".join(sorted(_RULE_KEYS)),
         )
     rule_id = data.get("id")
-    if not isinstance(rule_id, str) or not RULE_ID.match(rule_id):
+    if not isinstance(rule_id, str) or not IDENT.match(rule_id):
         raise RuleError("missing or bad id", path=where, line=_line_of(text, "id"), expected='id = "lower-case-id"')
-    groups = data.get("all")
-    if not isinstance(groups, list) or not groups:
+    query = data.get("query")
+    if not isinstance(query, str):
         raise RuleError(
-            "missing 'all'",
+            "missing query",
             path=where,
-            line=_line_of(text, "all"),
-            expected='all = [["term", "@entity"], ["other term"]]',
+            line=_line_of(text, "query"),
+            expected="query = '''@entity AND (word OR \"a phrase\")'''",
         )
-    all_of = []
-    for group in groups:
-        if isinstance(group, str):
-            group = [group]
-        if not isinstance(group, list) or not group or not all(isinstance(t, str) and t.strip() for t in group):
-            raise RuleError(
-                "each group in 'all' must be a non-empty list of terms",
-                path=where,
-                line=_line_of(text, "all"),
-                expected='["term", "@entity"]',
+    qline, qcol = _query_position(text, query)
+    try:
+        node = parse_query(query)
+    except QuerySyntaxError as exc:
+        raise _located(exc, str(exc), where, text, qline, qcol, exc.line, exc.column, exc.expected) from None
+    lists = _term_lists(data, where, text)
+    for ref in (n for n in walk(node) if isinstance(n, ListRef)):
+        if ref.name not in lists:
+            hint = _did_you_mean(ref.name, set(lists))
+            raise _located(
+                None,
+                f"unknown term list ${ref.name}" + (f" (did you mean ${hint}?)" if hint else ""),
+                where,
+                text,
+                qline,
+                qcol,
+                ref.line,
+                ref.column,
+                "a list defined under [terms]",
             )
-        all_of.append(tuple(t.strip() for t in group))
-    any_of = _strings(data, "any", path, text, rule_id)
-    none_of = _strings(data, "none", path, text, rule_id)
-    for term in [t for g in all_of for t in g] + list(any_of) + list(none_of):
-        _check_term(term, known_refs, where, text)
-    window = data.get("window", "paragraph")
-    if window not in WINDOWS:
-        raise RuleError(
-            f"bad window {window!r}", path=where, line=_line_of(text, "window"), expected=" or ".join(sorted(WINDOWS))
-        )
-    min_windows = data.get("min_windows", 1)
+    node = substitute(node, lists)
+    refs = sorted(
+        {(n.name, n.line, n.column) for n in walk(node) if isinstance(n, EntityRef)}, key=lambda r: (r[1], r[2])
+    )
+    known = catalogue.known_refs()
+    for name, line, column in refs:
+        if name not in known:
+            hint = _did_you_mean(name, known)
+            raise _located(
+                None,
+                f"unknown entity @{name}" + (f" (did you mean @{hint}?)" if hint else ""),
+                where,
+                text,
+                qline,
+                qcol,
+                line,
+                column,
+                "an entity or group defined in entities.toml",
+            )
     threshold = data.get("threshold", 1.0)
-    if not isinstance(min_windows, int) or isinstance(min_windows, bool) or min_windows < 1:
-        raise RuleError("min_windows must be a whole number ≥ 1", path=where, line=_line_of(text, "min_windows"))
-    if not isinstance(threshold, (int, float)) or isinstance(threshold, bool):
-        raise RuleError("threshold must be a number", path=where, line=_line_of(text, "threshold"))
-    return Rule(
+    if not isinstance(threshold, (int, float)) or isinstance(threshold, bool) or threshold < 0:
+        raise RuleError("threshold must be a number ≥ 0", path=where, line=_line_of(text, "threshold"))
+    priority = data.get("priority", 0)
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        raise RuleError("priority must be a whole number", path=where, line=_line_of(text, "priority"))
+    used = sorted({e.id for n in walk(node) if isinstance(n, EntityRef) for e in catalogue.resolve(n.name, n.related)})
+    entity_json = json.dumps([asdict(catalogue.entities[e]) for e in used], sort_keys=True)
+    digest = hashlib.sha256((text + "\0" + entity_json).encode()).hexdigest()[:16]
+    rule = Rule(
         id=rule_id,
         title=str(data.get("title") or rule_id),
         description=str(data.get("description") or ""),
-        all_of=tuple(all_of),
-        any_of=any_of,
-        none_of=none_of,
-        window=window,
-        min_windows=min_windows,
+        query=query,
         threshold=float(threshold),
+        priority=priority,
+        owner=str(data.get("owner") or ""),
         source=where,
-        content_hash=hashlib.sha256(raw + b"\0" + entity_bytes).hexdigest()[:16],
+        query_line=qline,
+        query_column=qcol,
+        content_hash=digest,
+    )
+    return rule, node
+
+
+def _term_lists(data: Mapping[str, Any], where: str, text: str) -> dict[str, Node]:
+    """``[terms] name = ["word", "a phrase", "partner*", "@entity"]`` → name → OR node."""
+    table = data.get("terms", {})
+    if not isinstance(table, dict):
+        raise RuleError(
+            "terms must be a table of lists",
+            path=where,
+            line=_line_of(text, "terms"),
+            expected='[terms] name = ["...", "..."]',
+        )
+    lists: dict[str, Node] = {}
+    for name, entries in table.items():
+        line = _line_in_table(text, "terms", name)
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
+            raise RuleError(
+                f"bad term list name {name!r}",
+                path=where,
+                line=line,
+                expected="lower-case letters, digits, '-' and '_'",
+            )
+        if not isinstance(entries, list) or not entries or not all(isinstance(e, str) and e.strip() for e in entries):
+            raise RuleError(
+                f"term list {name!r} must be a non-empty list of strings",
+                path=where,
+                line=line,
+                expected='["word", "a phrase", "@entity"]',
+            )
+        children = []
+        for entry in entries:
+            entry = entry.strip()
+            source = entry if entry.startswith(("@", "case:")) else f'"{entry}"'
+            try:
+                children.append(parse_query(source))
+            except QuerySyntaxError as exc:
+                raise RuleError(
+                    f"bad term {entry!r} in list {name!r}: {exc}", path=where, line=line, expected=exc.expected
+                ) from None
+        lists[name] = Or(line or 1, 1, tuple(children), label="$" + name)
+    return lists
+
+
+def _query_position(text: str, query: str) -> tuple[int, int]:
+    """Line and column in the file where the query's first character stands."""
+    m = re.search(r"^\s*query\s*=\s*('''|\"\"\"|'|\")", text, re.M)
+    if not m:
+        return 1, 1
+    start = m.end()
+    if m.group(1) in ("'''", '"""') and text[start : start + 1] == "\n":
+        start += 1
+    line = text.count("\n", 0, start) + 1
+    column = start - (text.rfind("\n", 0, start) + 1) + 1
+    return line, column
+
+
+def _located(
+    _exc: Exception | None,
+    message: str,
+    path: str,
+    text: str,
+    qline: int,
+    qcol: int,
+    line: int,
+    column: int,
+    expected: str | None,
+) -> RuleError:
+    file_line = qline + line - 1
+    file_col = qcol + column - 1 if line == 1 else column
+    return RuleError(
+        message,
+        path=path,
+        line=file_line,
+        column=file_col,
+        source_line=_source_line(text, file_line),
+        expected=expected,
     )
 
 
-def _check_term(term: str, known_refs: set[str], where: str, text: str) -> None:
-    if term.startswith("@"):
-        if term[1:] not in known_refs:
-            raise RuleError(
-                f"unknown entity {term!r}",
-                path=where,
-                line=_line_of(text, f'"{term}"'),
-                expected="an entity or group defined in entities.toml",
-            )
-        return
-    if any("*" in word.rstrip("*") or word == "*" for word in term.split()):
-        raise RuleError(
-            f"wildcard in the middle of {term!r}",
-            path=where,
-            line=_line_of(text, term),
-            expected="'*' only at the end of a word, e.g. partner*",
-        )
+def _did_you_mean(name: str, known: set[str]) -> str | None:
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    return close[0] if close else None

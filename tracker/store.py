@@ -11,19 +11,19 @@ from __future__ import annotations
 import json
 import logging
 import zlib
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, func, select, text, update
+from sqlalchemy import Engine, create_engine, delete, event, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import OperationalError
 
 from .errors import StorageError
-from .models import Feed, FetchLog, Item, ItemSource, RuleMatch
+from .models import Feed, FetchLog, Item, ItemSource, RuleMatch, RuleState
 from .text import text_hash
 from .types import Article, FeedSource, FetchStatus, Match
 
@@ -306,19 +306,90 @@ class Store:
                 return existing, False
             if feed_id is not None:
                 self._link(conn, item_id, feed_id, entry_url, guid)
-            for m in matches:
-                conn.execute(
-                    self._insert(RuleMatch.__table__).values(
-                        item_id=item_id,
-                        rule_id=m.rule,
-                        score=m.score,
-                        terms=json.dumps(list(m.terms), ensure_ascii=False),
-                        snippet="\n".join(m.snippets),
-                        rule_hash=m.rule_hash,
-                        matched_at=now,
-                    )
-                )
+            self._insert_matches(conn, item_id, matches, now)
         return item_id, True
+
+    def _insert_matches(self, conn: Connection, item_id: int, matches: Sequence[Match], now: datetime) -> None:
+        if matches:
+            conn.execute(self._insert(RuleMatch.__table__), [_match_row(item_id, m, now) for m in matches])
+
+    # -- re-tagging ------------------------------------------------------------------------
+
+    def rule_states(self) -> dict[str, str]:
+        """Rule id → the rule hash every stored item has been tagged with."""
+        with self.engine.connect() as conn:
+            return {r: h for r, h in conn.execute(select(RuleState.rule_id, RuleState.rule_hash))}
+
+    def set_rule_state(self, rule_id: str, rule_hash: str) -> None:
+        stmt = self._insert(RuleState.__table__).values(rule_id=rule_id, rule_hash=rule_hash, updated_at=utcnow())
+        with self._begin() as conn:
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["rule_id"], set_={"rule_hash": rule_hash, "updated_at": utcnow()}
+                )
+            )
+
+    def count_items(self, since: datetime | None = None) -> int:
+        query = select(func.count(Item.id))
+        if since is not None:
+            query = query.where(Item.fetched_at >= since)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def iter_items(self, since: datetime | None = None, batch: int = 500) -> Iterator[list[tuple[int, str, str]]]:
+        """(id, title, text) of stored items in batches, oldest first."""
+        last = 0
+        while True:
+            query = select(Item.id, Item.title, Item.text).where(Item.id > last).order_by(Item.id).limit(batch)
+            if since is not None:
+                query = query.where(Item.fetched_at >= since)
+            with self.engine.connect() as conn:
+                rows = [(r.id, r.title, r.text) for r in conn.execute(query)]
+            if not rows:
+                return
+            yield rows
+            last = rows[-1][0]
+
+    def replace_matches(self, rule_ids: Sequence[str], results: Mapping[int, Sequence[Match]]) -> int:
+        """For these items, replace the matches of ``rule_ids`` with ``results`` (one transaction);
+        returns how many (item, rule) tags changed."""
+        now = utcnow()
+        changed = 0
+        with self._begin() as conn:
+            for item_id, matches in results.items():
+                before = set(
+                    conn.execute(
+                        select(RuleMatch.rule_id).where(RuleMatch.item_id == item_id, RuleMatch.rule_id.in_(rule_ids))
+                    ).scalars()
+                )
+                conn.execute(delete(RuleMatch).where(RuleMatch.item_id == item_id, RuleMatch.rule_id.in_(rule_ids)))
+                self._insert_matches(conn, item_id, matches, now)
+                changed += len(before ^ {m.rule for m in matches})
+        return changed
+
+    def item_detail(self, item_id: int) -> dict[str, Any] | None:
+        """An item with its sources and matches (for ``tracker explain``)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(Item).where(Item.id == item_id)).mappings().first()
+            if row is None:
+                return None
+            item = {k: v for k, v in row.items() if k != "raw_html"}
+            item["sources"] = [
+                dict(r)
+                for r in conn.execute(
+                    select(Feed.name, ItemSource.entry_url, ItemSource.seen_at)
+                    .join(Feed, Feed.id == ItemSource.feed_id)
+                    .where(ItemSource.item_id == item_id)
+                    .order_by(ItemSource.id)
+                ).mappings()
+            ]
+            item["matches"] = [
+                {**dict(r), "terms": json.loads(r["terms"]), "evidence": json.loads(r["evidence"] or "[]")}
+                for r in conn.execute(
+                    select(RuleMatch).where(RuleMatch.item_id == item_id).order_by(RuleMatch.score.desc())
+                ).mappings()
+            ]
+        return item
 
     def raw_html(self, item_id: int) -> bytes | None:
         with self.engine.connect() as conn:
@@ -333,6 +404,19 @@ class Store:
 
     def _begin(self) -> Any:
         return _wrapped(self.engine.begin())
+
+
+def _match_row(item_id: int, m: Match, now: datetime) -> dict[str, Any]:
+    return {
+        "item_id": item_id,
+        "rule_id": m.rule,
+        "score": m.score,
+        "terms": json.dumps(list(m.terms), ensure_ascii=False),
+        "snippet": "\n".join(m.snippets),
+        "rule_hash": m.rule_hash,
+        "evidence": json.dumps([asdict(e) for e in m.evidence], ensure_ascii=False),
+        "matched_at": now,
+    }
 
 
 def _ident(name: str) -> str:

@@ -106,28 +106,31 @@ class Article:
 
 
 @dataclass(frozen=True, slots=True)
-class Term:
-    """One alternative of a rule clause: a plain phrase or an entity reference."""
-
-    text: str
-    case_sensitive: bool = False
-
-
-@dataclass(frozen=True, slots=True)
 class Rule:
     """A topic rule (see rules/README.md for the file format)."""
 
     id: str
     title: str
     description: str
-    all_of: tuple[tuple[str, ...], ...]  #: groups; one term of each must occur in one window
-    any_of: tuple[str, ...] = ()  #: optional boosting terms
-    none_of: tuple[str, ...] = ()  #: a window containing one of these does not count
-    window: str = "paragraph"  #: "paragraph", "sentence" or "document"
-    min_windows: int = 1  #: windows that must satisfy all_of
+    query: str  #: in the rule language (tracker/query.py)
     threshold: float = 1.0
+    priority: int = 0
+    owner: str = ""
     source: str = ""  #: file the rule came from
-    content_hash: str = ""
+    query_line: int = 1  #: where the query text starts in that file (for error positions)
+    query_column: int = 1
+    content_hash: str = ""  #: of the rule and every entity it uses; stored on its matches
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One matched term or entity occurrence; offsets are within ``field``."""
+
+    term: str  #: as written in the rule: a word, a phrase, or @entity
+    text: str  #: as it appears in the document
+    field: str  #: "title" or "text"
+    start: int
+    end: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,9 +139,10 @@ class Match:
 
     rule: str
     score: float
-    terms: tuple[str, ...]  #: distinct matched terms, in first-seen order
-    snippets: tuple[str, ...]  #: one or two passages that satisfied the rule
+    terms: tuple[str, ...]  #: distinct matched words and names, in first-seen order
+    snippets: tuple[str, ...]  #: one or two sentences that carry the match
     rule_hash: str = ""
+    evidence: tuple[Evidence, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

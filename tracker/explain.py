@@ -1,0 +1,57 @@
+"""Readable explanations of matches (for `tracker match --explain` and `tracker explain`)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from .matching import highlight
+from .types import Match
+
+
+def explain_match(m: Match) -> dict[str, Any]:
+    """The explanation fields added to a `tracker match` line."""
+    return {
+        "terms": list(m.terms),
+        "evidence": [asdict(e) for e in m.evidence],
+        "highlighted": [highlight_terms(s, m.terms) for s in m.snippets],
+    }
+
+
+def highlight_terms(snippet: str, terms: tuple[str, ...] | list[str]) -> str:
+    """The snippet with every occurrence of the matched terms in [brackets]."""
+    spans: list[tuple[int, int]] = []
+    lowered = snippet.lower()
+    for term in sorted(set(terms), key=len, reverse=True):
+        needle, start = term.lower(), 0
+        while needle and (i := lowered.find(needle, start)) >= 0:
+            end = i + len(needle)
+            boundary = (i == 0 or not lowered[i - 1].isalnum()) and (end == len(lowered) or not lowered[end].isalnum())
+            if boundary and not any(a < end and i < b for a, b in spans):
+                spans.append((i, end))
+            start = end
+    return highlight(snippet, spans)
+
+
+def render_item(item: dict[str, Any]) -> str:
+    lines = [
+        f"item {item['id']}: {item['title']}",
+        f"  url:       {item['url']}",
+        f"  published: {item['published_at'] or '-'}",
+        f"  text:      {item['text_source']}, {len(item['text'] or '')} characters",
+    ]
+    for src in item["sources"]:
+        lines.append(f"  source:    {src['name']} ({src['entry_url']})")
+    if not item["matches"]:
+        lines.append("\nno rule matched")
+    for m in item["matches"]:
+        lines.append(f"\n{m['rule_id']}  score {m['score']}  (rule version {m['rule_hash']})")
+        lines.append("  terms: " + ", ".join(m["terms"]))
+        for ev in m["evidence"][:30]:
+            lines.append(f"    {ev['field']}[{ev['start']}:{ev['end']}]  {ev['text']!r}  ← {ev['term']}")
+        if len(m["evidence"]) > 30:
+            lines.append(f"    … {len(m['evidence']) - 30} more")
+        for snippet in (m["snippet"] or "").split("\n"):
+            if snippet:
+                lines.append("  > " + highlight_terms(snippet, m["terms"]))
+    return "\n".join(lines)

@@ -1,0 +1,132 @@
+"""The analyst's loop around rules: score them on a labeled corpus, re-tag stored items.
+
+``evaluate`` backs ``tracker rules test``; ``rematch`` backs ``tracker rematch``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .errors import RuleError
+from .matching import Matcher
+from .rules import RuleSet
+from .store import Store
+from .types import Match
+
+
+@dataclass(frozen=True, slots=True)
+class Miss:
+    doc_id: str
+    title: str
+    detail: str  #: a false positive's snippet, or the query parts a false negative lacks
+
+
+@dataclass
+class RuleScore:
+    rule: str
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    false_positives: list[Miss] = field(default_factory=list)
+    false_negatives: list[Miss] = field(default_factory=list)
+
+    @property
+    def precision(self) -> float:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 0.0
+
+    @property
+    def recall(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
+
+    @property
+    def f1(self) -> float:
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+
+def read_labeled(path: Path) -> list[dict[str, Any]]:
+    """JSON Lines with id, title, text, labels; errors name the file and line."""
+    docs = []
+    with path.open(encoding="utf-8") as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                doc = json.loads(line)
+            except ValueError as exc:
+                raise RuleError(f"not JSON: {exc}", path=str(path), line=number) from None
+            if not isinstance(doc, dict) or not isinstance(doc.get("labels", []), list):
+                raise RuleError("expected an object with id, title, text, labels", path=str(path), line=number)
+            docs.append(doc)
+    return docs
+
+
+def evaluate(matcher: Matcher, docs: Sequence[Mapping[str, Any]], rule_ids: Iterable[str]) -> list[RuleScore]:
+    scores = {r: RuleScore(r) for r in rule_ids}
+    for doc in docs:
+        title, text = str(doc.get("title") or ""), str(doc.get("text") or "")
+        found = {m.rule: m for m in matcher.match(title, text)}
+        labels = set(doc.get("labels") or [])
+        for rule, score in scores.items():
+            gold, got = rule in labels, rule in found
+            if gold and got:
+                score.tp += 1
+            elif got:
+                score.fp += 1
+                score.false_positives.append(Miss(str(doc.get("id")), title, " … ".join(found[rule].snippets)))
+            elif gold:
+                score.fn += 1
+                missing = matcher.explain_miss(rule, title, text)
+                detail = "missing: " + "; ".join(missing) if missing else "query true, score below threshold"
+                score.false_negatives.append(Miss(str(doc.get("id")), title, detail))
+    return list(scores.values())
+
+
+@dataclass(frozen=True, slots=True)
+class RematchReport:
+    rules: tuple[str, ...]  #: the rules that were re-applied
+    items: int
+    changed: int  #: (item, rule) tags added or removed
+
+
+def changed_rules(store: Store, ruleset: RuleSet, only: str | None = None) -> list[str]:
+    """Rules whose content differs from what the stored items were tagged with."""
+    if only is not None and ruleset.get(only) is None:
+        raise RuleError(f"no rule {only!r} (known: {', '.join(r.id for r in ruleset.rules)})")
+    states = store.rule_states()
+    return [r.id for r in ruleset.rules if (only is None or r.id == only) and states.get(r.id) != r.content_hash]
+
+
+def rematch(
+    store: Store,
+    ruleset: RuleSet,
+    *,
+    rule: str | None = None,
+    since: datetime | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> RematchReport:
+    """Re-tag stored items with the rules that changed (idempotent: a second run does nothing).
+
+    With ``since``, only items stored since then are re-tagged and the rules stay marked as
+    changed, so that a later full run still covers the older items.
+    """
+    rule_ids = changed_rules(store, ruleset, rule)
+    if not rule_ids:
+        return RematchReport(rules=(), items=0, changed=0)
+    matcher = Matcher(ruleset.only(rule_ids))
+    items = changed = 0
+    for batch in store.iter_items(since):
+        results: dict[int, list[Match]] = {item_id: matcher.match(title, text) for item_id, title, text in batch}
+        changed += store.replace_matches(rule_ids, results)
+        items += len(batch)
+        if progress:
+            progress(len(batch))
+    if since is None:
+        for rule_id in rule_ids:
+            store.set_rule_state(rule_id, ruleset.get(rule_id).content_hash)  # type: ignore[union-attr]
+    return RematchReport(rules=tuple(rule_ids), items=items, changed=changed)

@@ -1,0 +1,97 @@
+"""A document as the matcher sees it: words with positions, sentences and paragraphs.
+
+The title is paragraph 0 (and one sentence of its own); the text's paragraphs follow.
+Words are runs of letters and digits: punctuation, apostrophes and hyphens separate words,
+so "Ford's" is "ford" + "s" and "joint-venture" is "joint" + "venture". ``norm`` is the
+lower-cased words joined by single spaces, with a space at both ends, for the automaton.
+Character offsets of words are computed only when asked for (for evidence and snippets).
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+
+WORD = re.compile(r"[^\W_]+")
+_PARAGRAPH_BREAK = re.compile(r"\n\s*\n|\n(?=\S)")
+_SENTENCE_END = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"”’')]))\s+(?=[\"“‘'(\[]?[A-Z0-9])")
+
+
+def words(text: str) -> list[str]:
+    return WORD.findall(text)
+
+
+@dataclass
+class Doc:
+    title: str
+    text: str
+    full: str = ""
+    orig: list[str] = field(default_factory=list)  #: words as written
+    lower: list[str] = field(default_factory=list)  #: words lower-cased
+    paragraphs: list[tuple[int, int]] = field(default_factory=list)  #: word ranges [lo, hi), title first
+    sentences: list[tuple[int, int]] = field(default_factory=list)
+    para_starts: list[int] = field(default_factory=list)  #: first word of each paragraph
+    title_end: int = 0  #: first word of the text
+    sent_starts: list[int] = field(default_factory=list)  #: first word of each sentence
+    norm: str = ""
+
+    def word_at(self, norm_offset: int) -> int:
+        """Index of the word that starts right after the space at ``norm_offset`` in ``norm``."""
+        return self.norm.count(" ", 0, norm_offset + 1) - 1
+
+    def paragraph_of(self, word: int) -> int:
+        """Paragraph number of a word (0 = the title)."""
+        return bisect.bisect_right(self.para_starts, word) - 1
+
+    @cached_property
+    def spans(self) -> tuple[list[int], list[int]]:
+        """Character offsets (starts, ends) of every word in ``full``."""
+        found = list(WORD.finditer(self.full))
+        return [m.start() for m in found], [m.end() for m in found]
+
+    @property
+    def starts(self) -> list[int]:
+        return self.spans[0]
+
+    @property
+    def ends(self) -> list[int]:
+        return self.spans[1]
+
+
+def index(title: str, text: str) -> Doc:
+    title = " ".join(title.split())
+    doc = Doc(title=title, text=text, full=title + "\n\n" + text)
+    offset = len(title) + 2
+    paragraphs = [(0, len(title))]
+    pos = 0
+    for m in _PARAGRAPH_BREAK.finditer(text):
+        if m.start() > pos:
+            paragraphs.append((offset + pos, offset + m.start()))
+        pos = m.end()
+    if len(text) > pos:
+        paragraphs.append((offset + pos, offset + len(text)))
+    full = doc.full
+    orig: list[str] = []
+    for number, (start, end) in enumerate(paragraphs):
+        para_lo = len(orig)
+        cuts = list(_SENTENCE_END.finditer(full, start, end)) if number else []
+        sentence_starts = [start] + [c.end() for c in cuts]
+        sentence_ends = [c.start() for c in cuts] + [end]
+        for a, b in zip(sentence_starts, sentence_ends, strict=True):
+            lo = len(orig)
+            orig.extend(WORD.findall(full, a, b))
+            if len(orig) > lo or number == 0:
+                doc.sentences.append((lo, len(orig)))
+        if len(orig) > para_lo or number == 0:
+            doc.paragraphs.append((para_lo, len(orig)))
+        if number == 0:
+            doc.title_end = len(orig)
+    doc.orig = orig
+    lowered = " ".join(orig).lower().split(" ")
+    doc.lower = lowered if len(lowered) == len(orig) else [w.lower() for w in orig]
+    doc.norm = " " + " ".join(doc.lower) + " "
+    doc.para_starts = [lo for lo, _ in doc.paragraphs]
+    doc.sent_starts = [lo for lo, _ in doc.sentences]
+    return doc
