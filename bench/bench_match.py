@@ -21,7 +21,31 @@ from tracker.matching import Matcher
 from tracker.rules import load_rules
 
 REPO = Path(__file__).resolve().parent.parent
-SEED_WORDS = ["Ford", "Geely", "BYD", "Trump", "Xi", "summit", "partnership", "joint", "venture", "tariffs", "Canada", "Mexico", "plant", "GM", "Barra", "union", "UAW", "lawmakers", "Chinese", "automakers", "Beijing", "meeting", "talks"]
+SEED_WORDS = [
+    "Ford",
+    "Geely",
+    "BYD",
+    "Trump",
+    "Xi",
+    "summit",
+    "partnership",
+    "joint",
+    "venture",
+    "tariffs",
+    "Canada",
+    "Mexico",
+    "plant",
+    "GM",
+    "Barra",
+    "union",
+    "UAW",
+    "lawmakers",
+    "Chinese",
+    "automakers",
+    "Beijing",
+    "meeting",
+    "talks",
+]
 
 
 def vocabulary(n: int, rng: random.Random) -> list[str]:
