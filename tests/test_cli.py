@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import sqlite3
 import subprocess
@@ -211,3 +212,70 @@ def test_demo_from_any_directory(tmp_path: Path) -> None:
     con = sqlite3.connect(db)
     assert con.execute("SELECT count(*) FROM items").fetchone()[0] == len(load_articles())
     assert con.execute("SELECT count(DISTINCT rule_id) FROM tagged_items").fetchone()[0] == 5
+
+
+LABELED = [
+    {"id": "p1", "title": "Trump and Xi meet in Busan",
+     "text": "Donald Trump met Xi Jinping in Busan for a summit.\n\nThe two leaders agreed to talk again.",
+     "labels": ["trump-xi-meeting"]},
+    {"id": "p2", "title": "Quiet week for markets", "text": "Trump praised the economy.\n\nXi visited a factory.",
+     "labels": ["trump-xi-meeting"]},
+    {"id": "n1", "title": "Bakery wins prize", "text": "A bakery won a prize on Main Street.", "labels": []},
+]
+
+
+def test_rules_test_scores_and_explains(tmp_path: Path) -> None:
+    corpus = tmp_path / "labeled.jsonl"
+    corpus.write_text("".join(json.dumps(d) + "\n" for d in LABELED), encoding="utf-8")
+    result = tracker("rules", "test", "trump-xi-meeting", "--corpus", str(corpus))
+    assert result.returncode == 0, result.stderr
+    row = next(line for line in result.stdout.splitlines() if line.startswith("trump-xi-meeting "))
+    assert row.split()[1:4] == ["1", "0", "1"]  # tp fp fn
+    assert "false negative  p2  Quiet week for markets" in result.stdout
+    assert "missing:" in result.stdout
+    unknown = tracker("rules", "test", "no-such-rule", "--corpus", str(corpus))
+    assert unknown.returncode == 2 and "no rule 'no-such-rule'" in unknown.stderr
+
+
+def test_explain_and_rematch(tmp_path: Path, news_site: NewsSite) -> None:
+    import shutil
+
+    rules = tmp_path / "rules"
+    shutil.copytree(REPO / "rules", rules)
+    cfg = write_config(tmp_path, news_site)
+    cfg.write_text(cfg.read_text().replace(str(REPO / "rules"), str(rules)), encoding="utf-8")
+    assert tracker("--config", str(cfg), "poll", "--once").returncode == 0
+    db = sqlite3.connect(tmp_path / "data" / "tracker.sqlite")
+    item_id, url = db.execute(
+        "SELECT item_id, url FROM tagged_items WHERE rule_id = 'trump-xi-meeting' ORDER BY item_id LIMIT 1"
+    ).fetchone()
+    shown = tracker("--config", str(cfg), "explain", str(item_id))
+    assert shown.returncode == 0, shown.stderr
+    assert "trump-xi-meeting  score" in shown.stdout
+    assert "← @trump" in shown.stdout and "← @xi" in shown.stdout
+    assert re.search(r"text\[\d+:\d+\]", shown.stdout) and "> " in shown.stdout and "[" in shown.stdout
+    assert tracker("--config", str(cfg), "explain", url).stdout == shown.stdout
+    missing = tracker("--config", str(cfg), "explain", "99999")
+    assert missing.returncode == 2 and "no stored item" in missing.stderr
+
+    def tags() -> dict[str, int]:
+        return dict(db.execute("SELECT rule_id, count(*) FROM tagged_items GROUP BY rule_id").fetchall())
+
+    before = tags()
+    nothing = tracker("--config", str(cfg), "rematch")
+    assert nothing.returncode == 0 and "nothing to do" in nothing.stdout
+    # Narrow one rule: only it is re-applied; the other topics keep their tags.
+    path = rules / "trump-xi-meeting.toml"
+    path.write_text(re.sub(r"query = '''.*?'''", "query = '''title:(@trump AND @xi AND Beijing)'''",
+                           path.read_text(), flags=re.S), encoding="utf-8")
+    redo = tracker("--config", str(cfg), "rematch")
+    assert redo.returncode == 0, redo.stderr
+    assert "with trump-xi-meeting:" in redo.stdout and f"re-tagged {sum(1 for _ in db.execute('SELECT id FROM items'))}" in redo.stdout
+    after = tags()
+    assert {k: v for k, v in after.items() if k != "trump-xi-meeting"} == {
+        k: v for k, v in before.items() if k != "trump-xi-meeting"
+    }
+    titles = [t for (t,) in db.execute("SELECT title FROM tagged_items WHERE rule_id = 'trump-xi-meeting'")]
+    assert titles and all("Beijing" in t for t in titles) and after["trump-xi-meeting"] < before["trump-xi-meeting"]
+    again = tracker("--config", str(cfg), "rematch")
+    assert "nothing to do" in again.stdout and tags() == after

@@ -35,6 +35,7 @@ def poll_once(config: Config, store: Store | None = None, *, all_feeds: bool = T
     """One full cycle over the configured feeds (all of them, or only those due)."""
     store = store or open_store(config)
     matcher = load_matcher(config)
+    store.adopt_rules((r.id, r.content_hash) for r in matcher.ruleset.rules)
     feeds = store.sync_feeds(config.feeds)
     if not all_feeds:
         feeds = store.feeds(due_at=utcnow())

@@ -444,43 +444,52 @@ def _rule(data: Mapping[str, Any], path: Path, text: str, catalogue: RuleSet) ->
 
 
 def _term_lists(data: Mapping[str, Any], where: str, text: str) -> dict[str, Node]:
-    """``[terms] name = ["word", "a phrase", "partner*", "@entity"]`` → name → OR node."""
+    """``[terms] name = ["word", "a phrase", "partner*", "@entity", "(a sub-query)"]`` → name → OR node.
+
+    Entries are terms or, in parentheses, queries of their own, which may use other lists.
+    """
     table = data.get("terms", {})
     if not isinstance(table, dict):
-        raise RuleError(
-            "terms must be a table of lists",
-            path=where,
-            line=_line_of(text, "terms"),
-            expected='[terms] name = ["...", "..."]',
-        )
-    lists: dict[str, Node] = {}
+        raise RuleError("terms must be a table of lists", path=where, line=_line_of(text, "terms"),
+                        expected='[terms] name = ["...", "..."]')
+    raw: dict[str, tuple[list[str], int | None]] = {}
     for name, entries in table.items():
         line = _line_in_table(text, "terms", name)
         if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
-            raise RuleError(
-                f"bad term list name {name!r}",
-                path=where,
-                line=line,
-                expected="lower-case letters, digits, '-' and '_'",
-            )
+            raise RuleError(f"bad term list name {name!r}", path=where, line=line,
+                            expected="lower-case letters, digits, '-' and '_'")
         if not isinstance(entries, list) or not entries or not all(isinstance(e, str) and e.strip() for e in entries):
-            raise RuleError(
-                f"term list {name!r} must be a non-empty list of strings",
-                path=where,
-                line=line,
-                expected='["word", "a phrase", "@entity"]',
-            )
+            raise RuleError(f"term list {name!r} must be a non-empty list of strings", path=where, line=line,
+                            expected='["word", "a phrase", "@entity"]')
+        raw[name] = ([e.strip() for e in entries], line)
+    lists: dict[str, Node] = {}
+    resolving: set[str] = set()
+
+    def resolve(name: str) -> Node:
+        if name in lists:
+            return lists[name]
+        entries, line = raw[name]
+        if name in resolving:
+            raise RuleError(f"term list {name!r} refers to itself", path=where, line=line)
+        resolving.add(name)
         children = []
         for entry in entries:
-            entry = entry.strip()
-            source = entry if entry.startswith(("@", "case:")) else f'"{entry}"'
+            source = entry if entry.startswith(("@", "case:", "(")) else f'"{entry}"'
             try:
-                children.append(parse_query(source))
+                node = parse_query(source)
             except QuerySyntaxError as exc:
-                raise RuleError(
-                    f"bad term {entry!r} in list {name!r}: {exc}", path=where, line=line, expected=exc.expected
-                ) from None
+                raise RuleError(f"bad term {entry!r} in list {name!r}: {exc}", path=where, line=line,
+                                expected=exc.expected) from None
+            used = {n.name for n in walk(node) if isinstance(n, ListRef)}
+            for ref in sorted(used - set(raw)):
+                raise RuleError(f"unknown term list ${ref} in list {name!r}", path=where, line=line,
+                                expected="a list defined under [terms]")
+            children.append(substitute(node, {ref: resolve(ref) for ref in used}))
         lists[name] = Or(line or 1, 1, tuple(children), label="$" + name)
+        return lists[name]
+
+    for name in raw:
+        resolve(name)
     return lists
 
 

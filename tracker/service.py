@@ -30,6 +30,7 @@ def run_service(config: Config) -> None:
     logger.info("starting %s", config.summary())
     store = open_store(config)
     matcher = load_matcher(config)
+    store.adopt_rules((r.id, r.content_hash) for r in matcher.ruleset.rules)
     store.sync_feeds(config.feeds)
     fetcher = Fetcher(config.fetch)
     extractor = Extractor(matcher, config.fetch.extract_workers)

@@ -329,6 +329,16 @@ class Store:
                 )
             )
 
+    def adopt_rules(self, rules: Iterable[tuple[str, str]]) -> None:
+        """Record (rule id, hash) as applied for rules with no state yet, while no item is stored:
+        an empty store has nothing to re-tag. (A rule added to a populated store stays unrecorded,
+        so that ``tracker rematch`` applies it to the stored items.)"""
+        states = self.rule_states()
+        missing = [(r, h) for r, h in rules if r not in states]
+        if missing and self.count_items() == 0:
+            for rule_id, rule_hash in missing:
+                self.set_rule_state(rule_id, rule_hash)
+
     def count_items(self, since: datetime | None = None) -> int:
         query = select(func.count(Item.id))
         if since is not None:
