@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -215,11 +215,18 @@ def test_demo_from_any_directory(tmp_path: Path) -> None:
 
 
 LABELED = [
-    {"id": "p1", "title": "Trump and Xi meet in Busan",
-     "text": "Donald Trump met Xi Jinping in Busan for a summit.\n\nThe two leaders agreed to talk again.",
-     "labels": ["trump-xi-meeting"]},
-    {"id": "p2", "title": "Quiet week for markets", "text": "Trump praised the economy.\n\nXi visited a factory.",
-     "labels": ["trump-xi-meeting"]},
+    {
+        "id": "p1",
+        "title": "Trump and Xi meet in Busan",
+        "text": "Donald Trump met Xi Jinping in Busan for a summit.\n\nThe two leaders agreed to talk again.",
+        "labels": ["trump-xi-meeting"],
+    },
+    {
+        "id": "p2",
+        "title": "Quiet week for markets",
+        "text": "Trump praised the economy.\n\nXi visited a factory.",
+        "labels": ["trump-xi-meeting"],
+    },
     {"id": "n1", "title": "Bakery wins prize", "text": "A bakery won a prize on Main Street.", "labels": []},
 ]
 
@@ -266,11 +273,16 @@ def test_explain_and_rematch(tmp_path: Path, news_site: NewsSite) -> None:
     assert nothing.returncode == 0 and "nothing to do" in nothing.stdout
     # Narrow one rule: only it is re-applied; the other topics keep their tags.
     path = rules / "trump-xi-meeting.toml"
-    path.write_text(re.sub(r"query = '''.*?'''", "query = '''title:(@trump AND @xi AND Beijing)'''",
-                           path.read_text(), flags=re.S), encoding="utf-8")
+    path.write_text(
+        re.sub(r"query = '''.*?'''", "query = '''title:(@trump AND @xi AND Beijing)'''", path.read_text(), flags=re.S),
+        encoding="utf-8",
+    )
     redo = tracker("--config", str(cfg), "rematch")
     assert redo.returncode == 0, redo.stderr
-    assert "with trump-xi-meeting:" in redo.stdout and f"re-tagged {sum(1 for _ in db.execute('SELECT id FROM items'))}" in redo.stdout
+    assert (
+        "with trump-xi-meeting:" in redo.stdout
+        and f"re-tagged {sum(1 for _ in db.execute('SELECT id FROM items'))}" in redo.stdout
+    )
     after = tags()
     assert {k: v for k, v in after.items() if k != "trump-xi-meeting"} == {
         k: v for k, v in before.items() if k != "trump-xi-meeting"

@@ -116,3 +116,46 @@ def test_naive_datetimes_are_rejected(store: Store) -> None:
     with pytest.raises(Exception, match="naive datetime"):
         store.add_item(article(published=datetime(2026, 1, 1)), [], feed_id=feed.id)
     assert store.count("items") == 0
+
+
+def test_upgrade_from_first_revision_keeps_data(tmp_path: Path) -> None:
+    from alembic import command
+
+    from tracker.migrate import alembic_config
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.sqlite'}")
+    cfg = alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO feeds (id, url, name, active, consecutive_failures, created_at) "
+                "VALUES (1, 'https://a.example/feed', 'A', 1, 0, '2026-01-01 00:00:00')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO items (id, url, title, text, text_source, text_hash, fetched_at) "
+                "VALUES (1, 'https://a.example/1', 'Old item', 'Body', 'extracted', 'h', "
+                "'2026-01-01 00:00:00')"
+            )
+        )
+        conn.execute(text("INSERT INTO item_sources (item_id, feed_id, seen_at) VALUES (1, 1, '2026-01-01 00:00:00')"))
+        conn.execute(
+            text(
+                "INSERT INTO matches (item_id, rule_id, score, terms, snippet, rule_hash, matched_at) "
+                "VALUES (1, 'ford-china-jv', 1.5, '[]', 's', 'old', '2026-01-01 00:00:00')"
+            )
+        )
+    assert current_revision(engine) == "0001"
+    upgrade(engine)
+    assert current_revision(engine) == head_revision()
+    store = Store(engine)
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT item_id, rule_id, source, score FROM tagged_items")).one()
+    assert tuple(row) == (1, "ford-china-jv", "A", 1.5)
+    assert store.rule_states() == {}
+    detail = store.item_detail(1)
+    assert detail is not None and detail["matches"][0]["evidence"] == []

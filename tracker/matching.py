@@ -131,6 +131,7 @@ class _EntityRefs:
     names: list[tuple[int, Entity, bool]]  #: (pattern id, entity, ambiguous)
     excludes: list[int]
     contexts: dict[str, list[int]]  #: entity id → context pattern ids
+    not_contexts: dict[str, list[int]]  #: entity id → pattern ids that rule an ambiguous name out
 
 
 class _Ctx:
@@ -187,6 +188,7 @@ class Matcher:
         names: list[tuple[int, Entity, bool]] = []
         excludes: list[int] = []
         contexts: dict[str, list[int]] = {}
+        not_contexts: dict[str, list[int]] = {}
         for ent in entities:
             ambiguous = set(ent.ambiguous)
             for name in ent.names:
@@ -194,12 +196,16 @@ class Matcher:
                 if pid >= 0:
                     names.append((pid, ent, name in ambiguous))
             excludes.extend(p for p in (self._auto.add(x, False, "!" + x) for x in ent.exclude) if p >= 0)
-            ctx = []
-            for term in ent.context:
-                case = term.startswith("case:")
-                ctx.append(self._auto.add(term[5:] if case else term, case, "?" + term))
-            contexts[ent.id] = [p for p in ctx if p >= 0]
-        self._refs[label] = _EntityRefs(names=names, excludes=excludes, contexts=contexts)
+            contexts[ent.id] = self._context_patterns(ent.context, "?")
+            not_contexts[ent.id] = self._context_patterns(ent.not_context, "!?")
+        self._refs[label] = _EntityRefs(names=names, excludes=excludes, contexts=contexts, not_contexts=not_contexts)
+
+    def _context_patterns(self, terms: Iterable[str], prefix: str) -> list[int]:
+        ids = []
+        for term in terms:
+            case = term.startswith("case:")
+            ids.append(self._auto.add(term[5:] if case else term, case, prefix + term))
+        return [p for p in ids if p >= 0]
 
     # -- matching ------------------------------------------------------------------------
 
@@ -256,7 +262,10 @@ def _resolve_entities(doc: Doc, raw: dict[int, list[tuple[int, int]]], refs: _En
         for s, e in found:
             if any(bs <= s and e <= be for bs, be in blocked):
                 continue
-            if ambiguous and not _has_context(doc, raw, refs.contexts.get(ent.id, []), ent.context_scope, s):
+            if ambiguous and (
+                not _has_context(doc, raw, refs.contexts.get(ent.id, []), ent.context_scope, s)
+                or _has_context(doc, raw, refs.not_contexts.get(ent.id, []), "paragraph", s)
+            ):
                 continue
             out.append((s, e, label))
     out.sort()

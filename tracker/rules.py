@@ -33,6 +33,7 @@ _ENTITY_KEYS = {
     "exclude",
     "ambiguous",
     "context",
+    "not_context",
     "context_scope",
     "groups",
     "related_to",
@@ -47,7 +48,8 @@ class Entity:
     ``names`` match as whole words (case-sensitively unless ``case_sensitive`` is false);
     a name inside one of the ``exclude`` phrases is not this entity; a name listed in
     ``ambiguous`` counts only when one of the ``context`` terms occurs in the same
-    ``context_scope`` ("document" or "paragraph").
+    ``context_scope`` ("document" or "paragraph") and none of the ``not_context`` terms occurs
+    in its paragraph.
     """
 
     id: str
@@ -57,6 +59,7 @@ class Entity:
     exclude: tuple[str, ...] = ()
     ambiguous: tuple[str, ...] = ()
     context: tuple[str, ...] = ()
+    not_context: tuple[str, ...] = ()
     context_scope: str = "document"
     groups: tuple[str, ...] = ()
     related_to: tuple[str, ...] = ()
@@ -237,7 +240,7 @@ def _entity(ent_id: str, table: Any, path: Path, text: str) -> Entity:
         )
     strings = {
         k: _strings(table, k, path, text, ent_id)
-        for k in ("names", "exclude", "ambiguous", "context", "groups", "related_to")
+        for k in ("names", "exclude", "ambiguous", "context", "not_context", "groups", "related_to")
     }
     if not strings["names"] and etype != "group":
         raise RuleError(f"[{ent_id}] has no names", path=where, line=line, expected='names = ["..."]')
@@ -265,7 +268,7 @@ def _entity(ent_id: str, table: Any, path: Path, text: str) -> Entity:
                     line=_line_in_table(text, ent_id, key),
                     expected="lower-case letters, digits and '-'",
                 )
-    for term in strings["context"]:
+    for term in strings["context"] + strings["not_context"]:
         try:
             parse_query(_as_query_term(term))
         except QuerySyntaxError as exc:
@@ -298,6 +301,7 @@ def _entity(ent_id: str, table: Any, path: Path, text: str) -> Entity:
         exclude=strings["exclude"],
         ambiguous=strings["ambiguous"],
         context=strings["context"],
+        not_context=strings["not_context"],
         context_scope=scope,
         groups=strings["groups"],
         related_to=strings["related_to"],
@@ -450,17 +454,29 @@ def _term_lists(data: Mapping[str, Any], where: str, text: str) -> dict[str, Nod
     """
     table = data.get("terms", {})
     if not isinstance(table, dict):
-        raise RuleError("terms must be a table of lists", path=where, line=_line_of(text, "terms"),
-                        expected='[terms] name = ["...", "..."]')
+        raise RuleError(
+            "terms must be a table of lists",
+            path=where,
+            line=_line_of(text, "terms"),
+            expected='[terms] name = ["...", "..."]',
+        )
     raw: dict[str, tuple[list[str], int | None]] = {}
     for name, entries in table.items():
         line = _line_in_table(text, "terms", name)
         if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
-            raise RuleError(f"bad term list name {name!r}", path=where, line=line,
-                            expected="lower-case letters, digits, '-' and '_'")
+            raise RuleError(
+                f"bad term list name {name!r}",
+                path=where,
+                line=line,
+                expected="lower-case letters, digits, '-' and '_'",
+            )
         if not isinstance(entries, list) or not entries or not all(isinstance(e, str) and e.strip() for e in entries):
-            raise RuleError(f"term list {name!r} must be a non-empty list of strings", path=where, line=line,
-                            expected='["word", "a phrase", "@entity"]')
+            raise RuleError(
+                f"term list {name!r} must be a non-empty list of strings",
+                path=where,
+                line=line,
+                expected='["word", "a phrase", "@entity"]',
+            )
         raw[name] = ([e.strip() for e in entries], line)
     lists: dict[str, Node] = {}
     resolving: set[str] = set()
@@ -478,12 +494,17 @@ def _term_lists(data: Mapping[str, Any], where: str, text: str) -> dict[str, Nod
             try:
                 node = parse_query(source)
             except QuerySyntaxError as exc:
-                raise RuleError(f"bad term {entry!r} in list {name!r}: {exc}", path=where, line=line,
-                                expected=exc.expected) from None
+                raise RuleError(
+                    f"bad term {entry!r} in list {name!r}: {exc}", path=where, line=line, expected=exc.expected
+                ) from None
             used = {n.name for n in walk(node) if isinstance(n, ListRef)}
             for ref in sorted(used - set(raw)):
-                raise RuleError(f"unknown term list ${ref} in list {name!r}", path=where, line=line,
-                                expected="a list defined under [terms]")
+                raise RuleError(
+                    f"unknown term list ${ref} in list {name!r}",
+                    path=where,
+                    line=line,
+                    expected="a list defined under [terms]",
+                )
             children.append(substitute(node, {ref: resolve(ref) for ref in used}))
         lists[name] = Or(line or 1, 1, tuple(children), label="$" + name)
         return lists[name]
