@@ -141,7 +141,7 @@ class _Ctx:
         self.doc = doc
         self.hits = hits
         self.n = len(doc.orig)
-        self.near = 0.0
+        self.near: list[tuple[float, Hit, Hit]] = []  #: (closeness, pair) of every NEAR pair found
 
 
 class Matcher:
@@ -290,7 +290,9 @@ def _has_context(doc: Doc, raw: dict[int, list[tuple[int, int]]], ctx: list[int]
 
 
 def _term_label(n: q.Term) -> str:
-    return ("case:" if n.case_sensitive else "") + n.text
+    # Quoted when it could read as an entity, a list or a case: term, so labels never collide.
+    text = f'"{n.text}"' if n.text.startswith(("@", "$", '"', "case:")) else n.text
+    return ("case:" if n.case_sensitive else "") + text
 
 
 def _ref_label(n: q.EntityRef) -> str:
@@ -371,17 +373,15 @@ class _Near(_Eval):
         if not r_ok:
             return _FALSE
         out: set[Hit] = set()
-        best = -1
         for a in left:
             for b in right:
                 gap = max(b[0] - a[1], a[0] - b[1], 0)
                 if gap <= self.distance and a != b:
                     out.add(a)
                     out.add(b)
-                    best = gap if best < 0 else min(best, gap)
+                    ctx.near.append((1 - gap / (self.distance + 1), a, b))
         if not out:
             return _FALSE
-        ctx.near = max(ctx.near, 1 - best / (self.distance + 1))
         return True, sorted(out)
 
 
@@ -390,9 +390,12 @@ class _Field(_Eval):
         self.title = field == "title"
         self.child = child
 
-    def eval(self, ctx: _Ctx, lo: int, hi: int) -> tuple[bool, list[Hit]]:
+    def bounds(self, ctx: _Ctx, lo: int, hi: int) -> tuple[int, int]:
         split = ctx.doc.title_end
-        lo, hi = (lo, min(hi, split)) if self.title else (max(lo, split), hi)
+        return (lo, min(hi, split)) if self.title else (max(lo, split), hi)
+
+    def eval(self, ctx: _Ctx, lo: int, hi: int) -> tuple[bool, list[Hit]]:
+        lo, hi = self.bounds(ctx, lo, hi)
         if lo >= hi:
             return _FALSE
         return self.child.eval(ctx, lo, hi)
@@ -435,8 +438,12 @@ class _AtLeast(_Eval):
         self.count, self.child = count, child
 
     def eval(self, ctx: _Ctx, lo: int, hi: int) -> tuple[bool, list[Hit]]:
-        if isinstance(self.child, _Scope):
-            wins = self.child.windows(ctx, lo, hi)
+        child = self.child
+        if isinstance(child, _Field) and isinstance(child.child, _Scope):  # atleast(n, text:paragraph(...))
+            lo, hi = child.bounds(ctx, lo, hi)
+            child = child.child
+        if isinstance(child, _Scope):
+            wins = child.windows(ctx, lo, hi)
             if len(wins) < self.count:
                 return _FALSE
             return True, [h for w in wins for h in w]
@@ -550,7 +557,9 @@ def _score(rule: Rule, evaluator: _Eval, doc: Doc, hits: dict[str, list[Hit]]) -
     evidence = sorted(set(found))
     paragraphs = {doc.paragraph_of(s) for s, _, _ in evidence}
     score = len(paragraphs) + (0.5 if 0 in paragraphs else 0.0)
-    score += min(0.01 * len(evidence), 0.3) + 0.1 * ctx.near
+    kept = set(evidence)
+    closeness = max((c for c, a, b in ctx.near if a in kept and b in kept), default=0.0)  # pairs that count
+    score += min(0.01 * len(evidence), 0.3) + 0.1 * closeness
     score = round(score, 3)
     if score < rule.threshold:
         return None
@@ -591,18 +600,9 @@ def _snippets(doc: Doc, evidence: Sequence[Hit], limit: int = 2) -> tuple[str, .
 
 
 def _sentence_text(doc: Doc, n: int, limit: int = 400) -> str:
-    lo, hi = doc.sentences[n]
-    if hi <= lo:
-        return ""
-    text = " ".join(doc.full[doc.starts[lo] : _sentence_end(doc, hi)].split())
+    a, b = doc.sentence_chars[n]
+    text = " ".join(doc.full[a:b].split())
     return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
-
-
-def _sentence_end(doc: Doc, hi: int) -> int:
-    end = doc.ends[hi - 1]
-    while end < len(doc.full) and doc.full[end] in ".!?\"”’')":
-        end += 1
-    return end
 
 
 def highlight(text: str, spans: Iterable[tuple[int, int]], before: str = "[", after: str = "]") -> str:

@@ -49,19 +49,19 @@ term: PHRASE -> phrase
     | WORD -> word
     | INT -> word
 
-_OR.3: "OR"
-_AND.3: "AND"
-_NOT.3: "NOT"
-NEAR.3: /NEAR\/[0-9]+/
-FIELD.3: "title" | "text"
-SCOPE.3: "sentence" | "paragraph"
-_ATLEAST.3: "atleast"
+_OR.3: /OR(?![^\s()",:@$#])/
+_AND.3: /AND(?![^\s()",:@$#])/
+_NOT.3: /NOT(?![^\s()",:@$#])/
+NEAR.3: /NEAR\/[0-9]+(?![^\s()",:@$#])/
+FIELD.3: /(title|text)(?=\s*:)/
+SCOPE.3: /(sentence|paragraph)(?=\s*\()/
+_ATLEAST.3: /atleast(?=\s*\()/
 CASE.3: "case:"
 PHRASE: /"[^"\n]*"/
 ENTITY: /@[a-z0-9][a-z0-9-]*\+?/
 LIST: /\$[a-z0-9][a-z0-9_-]*/
-INT.2: /[0-9]+/
-WORD: /[^\s()",:@$]+/
+INT.2: /[0-9]+(?![^\s()",:@$#])/
+WORD: /[^\s()",:@$#]+/
 COMMENT: /#[^\n]*/
 %import common.WS
 %ignore WS
@@ -198,7 +198,11 @@ class _Build(Transformer[Token, Node]):
 
     @v_args(inline=True)
     def case_phrase(self, case: Token, tok: Token) -> Node:
-        return Term(*_pos(case), text=str(tok)[1:-1].strip(), case_sensitive=True)
+        text = str(tok)[1:-1].strip()
+        if not text:
+            raise QuerySyntaxError("empty phrase", *_pos(tok), expected='"Some Words"')
+        _check_wildcards(text, tok)
+        return Term(*_pos(case), text=text, case_sensitive=True)
 
     @v_args(inline=True)
     def entity(self, tok: Token) -> Node:
@@ -298,9 +302,10 @@ def _syntax_error(exc: UnexpectedInput, text: str) -> QuerySyntaxError:
     elif isinstance(exc, UnexpectedCharacters):
         expected = set(exc.allowed or ())
     names = sorted({_EXPECTED.get(e, e) for e in expected if not e.startswith("__")})
+    lines = text.split("\n")
     if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
-        lines = text.splitlines() or [""]
-        line, column = len(lines), len(lines[-1]) + 1
+        body = text.rstrip().split("\n")  # point just past the last character written
+        line, column = len(body), len(body[-1]) + 1
         message = "the query ends too early"
     elif isinstance(exc, UnexpectedToken):
         message = f"unexpected {str(exc.token)!r}"
@@ -309,7 +314,8 @@ def _syntax_error(exc: UnexpectedInput, text: str) -> QuerySyntaxError:
         elif exc.token.type in ("WORD", "PHRASE", "ENTITY"):
             message += " (join terms with AND, OR or NEAR/n)"
     else:
-        message = f"unexpected character {text.splitlines()[line - 1][column - 1]!r}"
+        source = lines[line - 1] if line <= len(lines) else ""
+        message = f"unexpected character {source[column - 1]!r}" if column <= len(source) else "unexpected input"
     return QuerySyntaxError(message, line, column, expected=", ".join(names) or None)
 
 

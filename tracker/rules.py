@@ -131,6 +131,7 @@ def check_rules(paths: Iterable[Path]) -> tuple[RuleSet, list[RuleError]]:
     except RuleError as exc:
         return RuleSet(rules=()), [exc]
     entities: dict[str, Entity] = {}
+    sources: dict[str, tuple[Path, str]] = {}
     for path in entity_paths:
         try:
             text, data = _read(path)
@@ -148,7 +149,8 @@ def check_rules(paths: Iterable[Path]) -> tuple[RuleSet, list[RuleError]]:
                     RuleError(f"entity {ent.id!r} is defined twice", path=str(path), line=_line_of(text, f"[{ent.id}]"))
                 )
             entities[ent.id] = ent
-    errors.extend(_check_relations(entities, entity_paths))
+            sources[ent.id] = (path, text)
+    errors.extend(_check_relations(entities, sources))
     catalogue = RuleSet(rules=(), entities=entities)
     rules: list[Rule] = []
     queries: dict[str, Node] = {}
@@ -342,16 +344,19 @@ def _strings(table: Mapping[str, Any], key: str, path: Path, text: str, where: s
     return tuple(v.strip() for v in value)
 
 
-def _check_relations(entities: Mapping[str, Entity], paths: list[Path]) -> list[RuleError]:
+def _check_relations(entities: Mapping[str, Entity], sources: Mapping[str, tuple[Path, str]]) -> list[RuleError]:
     errors = []
-    where = str(paths[0]) if paths else ENTITY_FILE
     for ent in entities.values():
+        path, text = sources[ent.id]
         for target in ent.related_to:
             if target not in entities:
+                line = _line_in_table(text, ent.id, "related_to")
                 errors.append(
                     RuleError(
                         f"[{ent.id}] is related_to unknown entity {target!r}",
-                        path=where,
+                        path=str(path),
+                        line=line,
+                        source_line=_source_line(text, line),
                         expected="an entity defined in entities.toml",
                     )
                 )
@@ -388,7 +393,7 @@ def _rule(data: Mapping[str, Any], path: Path, text: str, catalogue: RuleSet) ->
         node = parse_query(query)
     except QuerySyntaxError as exc:
         raise _located(exc, str(exc), where, text, qline, qcol, exc.line, exc.column, exc.expected) from None
-    lists = _term_lists(data, where, text)
+    lists = _term_lists(data, where, text, catalogue.known_refs())
     for ref in (n for n in walk(node) if isinstance(n, ListRef)):
         if ref.name not in lists:
             hint = _did_you_mean(ref.name, set(lists))
@@ -447,7 +452,7 @@ def _rule(data: Mapping[str, Any], path: Path, text: str, catalogue: RuleSet) ->
     return rule, node
 
 
-def _term_lists(data: Mapping[str, Any], where: str, text: str) -> dict[str, Node]:
+def _term_lists(data: Mapping[str, Any], where: str, text: str, known: set[str]) -> dict[str, Node]:
     """``[terms] name = ["word", "a phrase", "partner*", "@entity", "(a sub-query)"]`` → name → OR node.
 
     Entries are terms or, in parentheses, queries of their own, which may use other lists.
@@ -497,6 +502,16 @@ def _term_lists(data: Mapping[str, Any], where: str, text: str) -> dict[str, Nod
                 raise RuleError(
                     f"bad term {entry!r} in list {name!r}: {exc}", path=where, line=line, expected=exc.expected
                 ) from None
+            for ent in (n for n in walk(node) if isinstance(n, EntityRef)):
+                if ent.name not in known:
+                    hint = _did_you_mean(ent.name, known)
+                    raise RuleError(
+                        f"unknown entity @{ent.name} in list {name!r}" + (f" (did you mean @{hint}?)" if hint else ""),
+                        path=where,
+                        line=line,
+                        source_line=_source_line(text, line),
+                        expected="an entity or group defined in entities.toml",
+                    )
             used = {n.name for n in walk(node) if isinstance(n, ListRef)}
             for ref in sorted(used - set(raw)):
                 raise RuleError(

@@ -2,9 +2,11 @@
 
 The title is paragraph 0 (and one sentence of its own); the text's paragraphs follow.
 Words are runs of letters and digits: punctuation, apostrophes and hyphens separate words,
-so "Ford's" is "ford" + "s" and "joint-venture" is "joint" + "venture". ``norm`` is the
-lower-cased words joined by single spaces, with a space at both ends, for the automaton.
-Character offsets of words are computed only when asked for (for evidence and snippets).
+so "Ford's" is "ford" + "s" and "joint-venture" is "joint" + "venture". Between two
+paragraphs stands a separator token that no term matches, so a phrase never runs from the
+title into the text or from one paragraph into the next. ``norm`` is the lower-cased
+tokens joined by single spaces, with a space at both ends, for the automaton. Character
+offsets of words are computed only when asked for (for evidence and snippets).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 WORD = re.compile(r"[^\W_]+")
+SEPARATOR = "\x1f"  #: the paragraph-break token (not a word character: no term can match it)
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n|\n(?=\S)")
 _SENTENCE_END = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"”’')]))\s+(?=[\"“‘'(\[]?[A-Z0-9])")
 
@@ -27,29 +30,39 @@ def words(text: str) -> list[str]:
 class Doc:
     title: str
     text: str
-    full: str = ""
-    orig: list[str] = field(default_factory=list)  #: words as written
-    lower: list[str] = field(default_factory=list)  #: words lower-cased
-    paragraphs: list[tuple[int, int]] = field(default_factory=list)  #: word ranges [lo, hi), title first
+    full: str = ""  #: title + "\n\n" + text: evidence offsets refer to it
+    orig: list[str] = field(default_factory=list)  #: tokens as written (separators included)
+    lower: list[str] = field(default_factory=list)  #: tokens lower-cased
+    paragraphs: list[tuple[int, int]] = field(default_factory=list)  #: token ranges [lo, hi), title first
     sentences: list[tuple[int, int]] = field(default_factory=list)
-    para_starts: list[int] = field(default_factory=list)  #: first word of each paragraph
-    title_end: int = 0  #: first word of the text
-    sent_starts: list[int] = field(default_factory=list)  #: first word of each sentence
+    sentence_chars: list[tuple[int, int]] = field(default_factory=list)  #: character range of each sentence
+    paragraph_chars: list[tuple[int, int]] = field(default_factory=list)
+    para_starts: list[int] = field(default_factory=list)  #: first token of each paragraph
+    sent_starts: list[int] = field(default_factory=list)  #: first token of each sentence
+    title_end: int = 0  #: tokens before this are the title's
     norm: str = ""
 
     def word_at(self, norm_offset: int) -> int:
-        """Index of the word that starts right after the space at ``norm_offset`` in ``norm``."""
+        """Index of the token that starts right after the space at ``norm_offset`` in ``norm``."""
         return self.norm.count(" ", 0, norm_offset + 1) - 1
 
     def paragraph_of(self, word: int) -> int:
-        """Paragraph number of a word (0 = the title)."""
+        """Paragraph number of a token (0 = the title)."""
         return bisect.bisect_right(self.para_starts, word) - 1
 
     @cached_property
     def spans(self) -> tuple[list[int], list[int]]:
-        """Character offsets (starts, ends) of every word in ``full``."""
-        found = list(WORD.finditer(self.full))
-        return [m.start() for m in found], [m.end() for m in found]
+        """Character offsets (starts, ends) of every token in ``full``."""
+        starts: list[int] = []
+        ends: list[int] = []
+        for n, (a, b) in enumerate(self.paragraph_chars):
+            if n:
+                starts.append(a)
+                ends.append(a)
+            for m in WORD.finditer(self.full, a, b):
+                starts.append(m.start())
+                ends.append(m.end())
+        return starts, ends
 
     @property
     def starts(self) -> list[int]:
@@ -61,20 +74,22 @@ class Doc:
 
 
 def index(title: str, text: str) -> Doc:
-    title = " ".join(title.split())
     doc = Doc(title=title, text=text, full=title + "\n\n" + text)
     offset = len(title) + 2
-    paragraphs = [(0, len(title))]
+    chars = [(0, len(title))]
     pos = 0
     for m in _PARAGRAPH_BREAK.finditer(text):
         if m.start() > pos:
-            paragraphs.append((offset + pos, offset + m.start()))
+            chars.append((offset + pos, offset + m.start()))
         pos = m.end()
     if len(text) > pos:
-        paragraphs.append((offset + pos, offset + len(text)))
+        chars.append((offset + pos, offset + len(text)))
+    doc.paragraph_chars = chars
     full = doc.full
     orig: list[str] = []
-    for number, (start, end) in enumerate(paragraphs):
+    for number, (start, end) in enumerate(chars):
+        if number:
+            orig.append(SEPARATOR)
         para_lo = len(orig)
         cuts = list(_SENTENCE_END.finditer(full, start, end)) if number else []
         sentence_starts = [start] + [c.end() for c in cuts]
@@ -84,8 +99,8 @@ def index(title: str, text: str) -> Doc:
             orig.extend(WORD.findall(full, a, b))
             if len(orig) > lo or number == 0:
                 doc.sentences.append((lo, len(orig)))
-        if len(orig) > para_lo or number == 0:
-            doc.paragraphs.append((para_lo, len(orig)))
+                doc.sentence_chars.append((a, b))
+        doc.paragraphs.append((para_lo, len(orig)))
         if number == 0:
             doc.title_end = len(orig)
     doc.orig = orig
