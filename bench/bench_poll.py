@@ -95,6 +95,44 @@ def dev_corpus_poll(tmp: Path) -> tuple[float, int] | None:
         site.wait()
 
 
+def real_pages_poll(tmp: Path, workers: int, pages: int = 200) -> tuple[float, int] | None:
+    """Real news pages of the extraction corpus (heavier than the demo's), served by newssite.py."""
+    root = SHARED / "corpus" / "html"
+    if not root.exists():
+        return None
+    import gzip
+    import json
+
+    raw = tmp / "raw"
+    if not raw.exists():
+        raw.mkdir()
+        for rec in json.loads((root / "ground_truth.json").read_text())[:pages]:
+            (raw / f"{rec['id']}.html").write_bytes(gzip.decompress((root / rec["file"]).read_bytes()))
+    ready = tmp / f"raw-ready-{workers}"
+    site = subprocess.Popen(
+        [sys.executable, str(SHARED / "eval" / "newssite.py"), "--raw-dir", str(raw), "--ready-file", str(ready)],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):
+            if ready.exists() and ready.read_text():
+                break
+            time.sleep(0.1)
+        cfg = Config(
+            database_url=f"sqlite:///{tmp}/raw-{workers}.sqlite",
+            feeds=(FeedSource(url=ready.read_text().strip() + "/raw.xml", name="raw"),),
+            rule_paths=(REPO / "rules",),
+            fetch=FetchConfig(extract_workers=workers),
+        )
+        store = open_store(cfg)
+        t0 = time.perf_counter()
+        report = poll_once(cfg, store)
+        return time.perf_counter() - t0, report.new_items
+    finally:
+        site.terminate()
+        site.wait()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scale", type=int, default=10)
@@ -110,6 +148,10 @@ def main() -> None:
         for workers in (1, 2):
             seconds, n = poll_site(args.scale, workers, tmp)
             rows.append((f"poll cycle, demo site x{args.scale}, {workers} extract worker(s)", n, seconds))
+        for workers in (1, 2):
+            real = real_pages_poll(tmp, workers)
+            if real:
+                rows.append((f"poll cycle, 200 real corpus pages, {workers} extract worker(s)", real[1], real[0]))
     print(f"{'case':58} {'articles':>8} {'seconds':>8} {'articles/s':>10}")
     for name, n, seconds in rows:
         print(f"{name:58} {n:8d} {seconds:8.2f} {n / seconds:10.1f}")

@@ -215,7 +215,7 @@ class Matcher:
         candidates = set(self._always)
         for label in hits:
             candidates.update(self._anchored.get(label, ()))
-        present = hits.keys()
+        present = set(hits)
         out = []
         for i in sorted(candidates):
             rule, evaluator, _, required = self._rules[i]
@@ -565,7 +565,7 @@ def _score(rule: Rule, evaluator: _Eval, doc: Doc, hits: dict[str, list[Hit]]) -
         return None
     terms: dict[str, str] = {}
     for s, e, _ in evidence:
-        surface = doc.full[doc.starts[s] : doc.ends[e - 1]]
+        surface = doc.full[doc.span(s)[0] : doc.span(e - 1)[1]]
         terms.setdefault(surface.lower(), surface)
     return Match(
         rule=rule.id,
@@ -579,7 +579,7 @@ def _score(rule: Rule, evaluator: _Eval, doc: Doc, hits: dict[str, list[Hit]]) -
 
 def _evidence(doc: Doc, hit: Hit) -> Evidence:
     s, e, label = hit
-    start, end = doc.starts[s], doc.ends[e - 1]
+    start, end = doc.span(s)[0], doc.span(e - 1)[1]
     in_title = s < doc.title_end
     base = 0 if in_title else len(doc.title) + 2
     return Evidence(

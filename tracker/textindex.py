@@ -14,7 +14,7 @@ from __future__ import annotations
 import bisect
 import re
 from dataclasses import dataclass, field
-from functools import cached_property
+from itertools import accumulate
 
 WORD = re.compile(r"[^\W_]+")
 SEPARATOR = "\x1f"  #: the paragraph-break token (not a word character: no term can match it)
@@ -42,35 +42,30 @@ class Doc:
     title_end: int = 0  #: tokens before this are the title's
     norm: str = ""
 
+    norm_starts: list[int] = field(default_factory=list)  #: offset of each token in ``norm``
+
     def word_at(self, norm_offset: int) -> int:
         """Index of the token that starts right after the space at ``norm_offset`` in ``norm``."""
-        return self.norm.count(" ", 0, norm_offset + 1) - 1
+        return bisect.bisect_left(self.norm_starts, norm_offset + 1)
 
     def paragraph_of(self, word: int) -> int:
         """Paragraph number of a token (0 = the title)."""
         return bisect.bisect_right(self.para_starts, word) - 1
 
-    @cached_property
-    def spans(self) -> tuple[list[int], list[int]]:
-        """Character offsets (starts, ends) of every token in ``full``."""
-        starts: list[int] = []
-        ends: list[int] = []
-        for n, (a, b) in enumerate(self.paragraph_chars):
-            if n:
-                starts.append(a)
-                ends.append(a)
-            for m in WORD.finditer(self.full, a, b):
-                starts.append(m.start())
-                ends.append(m.end())
-        return starts, ends
+    def span(self, token: int) -> tuple[int, int]:
+        """Character range of a token in ``full`` (offsets are found one paragraph at a time)."""
+        n = self.paragraph_of(token)
+        starts, ends = self._paragraph_spans(n)
+        i = token - self.paragraphs[n][0]
+        return starts[i], ends[i]
 
-    @property
-    def starts(self) -> list[int]:
-        return self.spans[0]
-
-    @property
-    def ends(self) -> list[int]:
-        return self.spans[1]
+    def _paragraph_spans(self, n: int) -> tuple[list[int], list[int]]:
+        cache: dict[int, tuple[list[int], list[int]]] = self.__dict__.setdefault("_span_cache", {})
+        if n not in cache:
+            a, b = self.paragraph_chars[n]
+            found = list(WORD.finditer(self.full, a, b))
+            cache[n] = [m.start() for m in found], [m.end() for m in found]
+        return cache[n]
 
 
 def index(title: str, text: str) -> Doc:
@@ -107,6 +102,8 @@ def index(title: str, text: str) -> Doc:
     lowered = " ".join(orig).lower().split(" ")
     doc.lower = lowered if len(lowered) == len(orig) else [w.lower() for w in orig]
     doc.norm = " " + " ".join(doc.lower) + " "
+    # Token i starts after i spaces and the i tokens before it (plus the leading space).
+    doc.norm_starts = [c + i for i, c in enumerate(accumulate(map(len, doc.lower), initial=1))]
     doc.para_starts = [lo for lo, _ in doc.paragraphs]
     doc.sent_starts = [lo for lo, _ in doc.sentences]
     return doc
