@@ -102,8 +102,8 @@ def index(title: str, text: str) -> Doc:
     lowered = " ".join(orig).lower().split(" ")
     doc.lower = lowered if len(lowered) == len(orig) else [w.lower() for w in orig]
     doc.norm = " " + " ".join(doc.lower) + " "
-    # Token i starts after i spaces and the i tokens before it (plus the leading space).
-    doc.norm_starts = [c + i for i, c in enumerate(accumulate(map(len, doc.lower), initial=1))]
+    # Token i starts after the leading space and each earlier token plus its space (all in C).
+    doc.norm_starts = list(accumulate(map((1).__add__, map(len, doc.lower)), initial=1))[:-1]
     doc.para_starts = [lo for lo, _ in doc.paragraphs]
     doc.sent_starts = [lo for lo, _ in doc.sentences]
     return doc
