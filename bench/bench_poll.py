@@ -27,35 +27,40 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 
 
-def serve(scale: int, tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """The demo site in its own process, so that serving does not compete with the poller."""
-    ready = tmp / f"ready-{scale}-{time.monotonic_ns()}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tracker.demo.site", "--scale", str(scale), "--ready-file", str(ready)],
-        stdout=subprocess.DEVNULL,
-    )
+def serve(args: list[str], tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """Start a site process (``args`` + --ready-file); returns it and its base URL."""
+    ready = tmp / f"ready-{time.monotonic_ns()}"
+    proc = subprocess.Popen([sys.executable, *args, "--ready-file", str(ready)], stdout=subprocess.DEVNULL)
     for _ in range(200):
         if ready.exists() and ready.read_text():
             return proc, ready.read_text().strip()
         time.sleep(0.05)
     proc.kill()
-    raise RuntimeError("demo site did not start")
+    raise RuntimeError(f"{args[0]} did not start")
+
+
+def poll_config(base_feeds: tuple[FeedSource, ...], db: Path, workers: int) -> Config:
+    return Config(
+        database_url=f"sqlite:///{db}",
+        feeds=base_feeds,
+        rule_paths=(REPO / "rules",),
+        fetch=FetchConfig(extract_workers=workers),
+    )
+
+
+def timed_cycle(cfg: Config) -> tuple[float, int]:
+    store = open_store(cfg)
+    t0 = time.perf_counter()
+    report = poll_once(cfg, store)
+    return time.perf_counter() - t0, report.new_items
 
 
 def poll_site(scale: int, workers: int, tmp: Path) -> tuple[float, int]:
-    proc, base = serve(scale, tmp)
+    """The demo site, in its own process so that serving does not compete with the poller."""
+    proc, base = serve(["-m", "tracker.demo.site", "--scale", str(scale)], tmp)
     try:
         feeds = tuple(FeedSource(url=base + path, name=name) for path, (name, _) in FEEDS.items())
-        cfg = Config(
-            database_url=f"sqlite:///{tmp}/bench-{scale}-{workers}.sqlite",
-            feeds=feeds,
-            rule_paths=(REPO / "rules",),
-            fetch=FetchConfig(extract_workers=workers),
-        )
-        store = open_store(cfg)
-        t0 = time.perf_counter()
-        report = poll_once(cfg, store)
-        return time.perf_counter() - t0, report.new_items
+        return timed_cycle(poll_config(feeds, tmp / f"bench-{scale}-{workers}.sqlite", workers))
     finally:
         proc.terminate()
         proc.wait()
@@ -71,17 +76,8 @@ def dev_corpus_poll(tmp: Path) -> tuple[float, int] | None:
     corpus = SHARED / "corpus" / "news" / "dev.jsonl"
     if not corpus.exists():
         return None
-    ready = tmp / "ready"
-    site = subprocess.Popen(
-        [sys.executable, str(SHARED / "eval" / "newssite.py"), str(corpus), "--ready-file", str(ready)],
-        stdout=subprocess.DEVNULL,
-    )
+    site, base = serve([str(SHARED / "eval" / "newssite.py"), str(corpus)], tmp)
     try:
-        for _ in range(100):
-            if ready.exists() and ready.read_text():
-                break
-            time.sleep(0.1)
-        base = ready.read_text().strip()
         cfg = tmp / "dev.toml"
         cfg.write_text(
             f'[database]\nurl = "sqlite:///{tmp}/dev.sqlite"\n[[feeds]]\nname = "dev"\nurl = "{base}/feed.xml"\n'
@@ -108,29 +104,13 @@ def real_pages_poll(tmp: Path, workers: int, pages: int = 200) -> tuple[float, i
         raw.mkdir()
         for rec in json.loads((root / "ground_truth.json").read_text())[:pages]:
             (raw / f"{rec['id']}.html").write_bytes(gzip.decompress((root / rec["file"]).read_bytes()))
-    ready = tmp / f"raw-ready-{workers}"
-    site = subprocess.Popen(
-        [sys.executable, str(SHARED / "eval" / "newssite.py"), "--raw-dir", str(raw), "--ready-file", str(ready)],
-        stdout=subprocess.DEVNULL,
-    )
+    proc, base = serve([str(SHARED / "eval" / "newssite.py"), "--raw-dir", str(raw)], tmp)
     try:
-        for _ in range(100):
-            if ready.exists() and ready.read_text():
-                break
-            time.sleep(0.1)
-        cfg = Config(
-            database_url=f"sqlite:///{tmp}/raw-{workers}.sqlite",
-            feeds=(FeedSource(url=ready.read_text().strip() + "/raw.xml", name="raw"),),
-            rule_paths=(REPO / "rules",),
-            fetch=FetchConfig(extract_workers=workers),
-        )
-        store = open_store(cfg)
-        t0 = time.perf_counter()
-        report = poll_once(cfg, store)
-        return time.perf_counter() - t0, report.new_items
+        feeds = (FeedSource(url=base + "/raw.xml", name="raw"),)
+        return timed_cycle(poll_config(feeds, tmp / f"raw-{workers}.sqlite", workers))
     finally:
-        site.terminate()
-        site.wait()
+        proc.terminate()
+        proc.wait()
 
 
 def main() -> None:

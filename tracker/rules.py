@@ -13,7 +13,7 @@ import hashlib
 import json
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -204,6 +204,17 @@ def _line_of(text: str, needle: str) -> int | None:
     return None
 
 
+def _reject_unknown_keys(
+    table: Mapping[str, Any], known: set[str], where: str, suffix: str, line_of: Callable[[str], int | None]
+) -> None:
+    unknown = set(table) - known
+    if unknown:
+        key = sorted(unknown)[0]
+        raise RuleError(
+            f"unknown key {key!r}{suffix}", path=where, line=line_of(key), expected="one of " + ", ".join(sorted(known))
+        )
+
+
 def _source_line(text: str, line: int | None) -> str | None:
     if line is None:
         return None
@@ -223,15 +234,7 @@ def _entity(ent_id: str, table: Any, path: Path, text: str) -> Entity:
         )
     if not isinstance(table, dict):
         raise RuleError(f"{ent_id} is not a table", path=where, line=line, expected=f"[{ent_id}]")
-    unknown = set(table) - _ENTITY_KEYS
-    if unknown:
-        key = sorted(unknown)[0]
-        raise RuleError(
-            f"unknown key {key!r} in [{ent_id}]",
-            path=where,
-            line=_line_in_table(text, ent_id, key),
-            expected="one of " + ", ".join(sorted(_ENTITY_KEYS)),
-        )
+    _reject_unknown_keys(table, _ENTITY_KEYS, where, f" in [{ent_id}]", lambda key: _line_in_table(text, ent_id, key))
     etype = table.get("type", "org")
     if etype not in ENTITY_TYPES:
         raise RuleError(
@@ -368,15 +371,7 @@ def _check_relations(entities: Mapping[str, Entity], sources: Mapping[str, tuple
 
 def _rule(data: Mapping[str, Any], path: Path, text: str, catalogue: RuleSet) -> tuple[Rule, Node]:
     where = str(path)
-    unknown = set(data) - _RULE_KEYS
-    if unknown:
-        key = sorted(unknown)[0]
-        raise RuleError(
-            f"unknown key {key!r}",
-            path=where,
-            line=_line_of(text, key),
-            expected="one of " + ", ".join(sorted(_RULE_KEYS)),
-        )
+    _reject_unknown_keys(data, _RULE_KEYS, where, "", lambda key: _line_of(text, key))
     rule_id = data.get("id")
     if not isinstance(rule_id, str) or not IDENT.match(rule_id):
         raise RuleError("missing or bad id", path=where, line=_line_of(text, "id"), expected='id = "lower-case-id"')
