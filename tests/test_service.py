@@ -14,6 +14,8 @@ import pytest
 
 from tracker.demo.site import NewsSite
 
+from .conftest import HTTPServer, Response
+from .feedkit import HTML_HEADERS, RSS_HEADERS, Entry, page, rss
 from .test_cli import write_config
 
 pytestmark = pytest.mark.slow
@@ -55,3 +57,41 @@ def test_run_polls_then_stops_on_sigterm(tmp_path: Path, news_site: NewsSite) ->
     con = sqlite3.connect(db)
     nexts = [r[0] for r in con.execute("SELECT next_poll_at FROM feeds")]
     assert len(nexts) == 3 and all(nexts)
+
+
+def test_sigterm_mid_cycle_lets_the_cycle_finish(tmp_path: Path, http_server: HTTPServer) -> None:
+    entries = []
+    for i in range(4):
+        http_server.routes[f"/news/slow{i}.html"] = Response(200, page(f"Slow story {i}"), HTML_HEADERS, delay=0.8)
+        entries.append(Entry(slug=f"slow{i}", title=f"Slow story {i}", link=http_server.url(f"/news/slow{i}.html")))
+    http_server.routes["/feed.xml"] = Response(200, rss(entries), RSS_HEADERS)
+    db = tmp_path / "t.sqlite"
+    cfg = tmp_path / "t.toml"
+    cfg.write_text(
+        f'[database]\nurl = "sqlite:///{db}"\n[fetch]\nper_host_concurrency = 1\nextract_workers = 1\n'
+        f'[[feeds]]\nname = "Slow"\nurl = "{http_server.url("/feed.xml")}"\n',
+        encoding="utf-8",
+    )
+    env = {**os.environ}
+    env.pop("TRACKER_CONFIG", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tracker", "--config", str(cfg), "run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while http_server.hits("/news/slow0.html") == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "finishing the running job" in err
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT count(*) FROM items").fetchone()[0] == 4
+    assert con.execute("SELECT last_status FROM feeds").fetchone()[0] == "ok"

@@ -68,7 +68,7 @@ def run_service(config: Config) -> None:
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         logger.info("signal %s: finishing the running job, then stopping", signal.Signals(signum).name)
-        scheduler.shutdown(wait=False)
+        scheduler.shutdown(wait=True)  # the running cycle ends before the fetcher and pool close
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
