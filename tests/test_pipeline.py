@@ -188,7 +188,7 @@ def test_extraction_falls_back_to_feed_text(store: Store, http_server: HTTPServe
     )
     gone = Entry(slug="gone", title="Page gone", link=http_server.url("/news/gone.html"), content=long_content)
     thin = serve_story(http_server, "thin", "Thin page", paragraphs=("Subscribe to read.",))
-    thin.content = long_content
+    thin.content = long_content.replace("tram line", "ferry pier")  # another article's text
     only_summary = Entry(
         slug="sum", title="Only summary", link=http_server.url("/news/none.html"), summary="The council met on Tuesday."
     )

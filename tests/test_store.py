@@ -159,3 +159,18 @@ def test_upgrade_from_first_revision_keeps_data(tmp_path: Path) -> None:
     assert store.rule_states() == {}
     detail = store.item_detail(1)
     assert detail is not None and detail["matches"][0]["evidence"] == []
+
+
+def test_same_text_under_another_url_is_one_item(store: Store) -> None:
+    a, b = store.sync_feeds([FeedSource("https://a.example/feed", "A"), FeedSource("https://b.example/feed", "B")])
+    body = "The council approved the tram extension after a long debate. " * 12
+    first, created = store.add_item(article("https://a.example/tram", text=body), [], feed_id=a.id)
+    # A mirror with other spacing and case is the same text; a short summary never merges.
+    copy, copy_created = store.add_item(
+        article("https://b.example/x", text=body.upper().replace(" ", "  ")), [], feed_id=b.id
+    )
+    assert created and not copy_created and copy == first
+    short1, _ = store.add_item(article("https://a.example/s1", text="Short summary."), [], feed_id=a.id)
+    short2, created2 = store.add_item(article("https://a.example/s2", text="Short summary."), [], feed_id=a.id)
+    assert created2 and short1 != short2
+    assert store.count("items") == 3 and store.count("item_sources") == 4

@@ -30,6 +30,11 @@ from .types import Article, FeedSource, FetchStatus, Match
 logger = logging.getLogger(__name__)
 
 
+#: texts at least this long are identified by their normalized hash too (shorter ones, such as
+#: a one-line feed summary, can repeat across different articles)
+MIN_DUPLICATE_TEXT = 500
+
+
 def make_engine(url: str) -> Engine:
     """Engine for ``url``; creates the directory of a SQLite file and sets its pragmas."""
     parsed = make_url(url)
@@ -268,12 +273,18 @@ class Store:
     ) -> tuple[int, bool]:
         """Store an article with its matches and source in one transaction.
 
-        Returns (item id, created). An article whose canonical URL is already stored is
-        not written again; only the new source is linked.
+        Returns (item id, created). An article whose canonical URL is already stored, or
+        whose (long enough) text is, is not written again; only the new source is linked.
         """
         now = utcnow()
+        digest = text_hash(article.text)
         with self._begin() as conn:
             existing = conn.execute(select(Item.id).where(Item.url == article.url)).scalar()
+            if existing is None and len(article.text) >= MIN_DUPLICATE_TEXT:
+                # The same article under another URL (a syndicated copy, a mirror): one item.
+                existing = conn.execute(
+                    select(Item.id).where(Item.text_hash == digest).order_by(Item.id).limit(1)
+                ).scalar()
             if existing is not None:
                 if feed_id is not None:
                     self._link(conn, existing, feed_id, entry_url, guid)
@@ -290,7 +301,7 @@ class Store:
                     language=article.language,
                     text=article.text,
                     text_source=article.text_source.value,
-                    text_hash=text_hash(article.text),
+                    text_hash=digest,
                     raw_html=zlib.compress(raw_html, 6) if raw_html else None,
                     final_url=article.final_url,
                     fetched_at=now,
