@@ -20,6 +20,7 @@ from .conftest import REPO
 
 BASELINE = json.loads((Path(__file__).with_name("rules_baseline.json")).read_text())
 HOLDOUT = Path(__file__).parent / "data" / "news_holdout.jsonl"
+HOLDOUT2 = Path(__file__).parent / "data" / "news_holdout2.jsonl"
 
 
 @pytest.mark.corpus
@@ -34,6 +35,11 @@ def test_dev_f1_at_or_above_floors(corpus: Path) -> None:
 def test_holdout_f1_at_or_above_floors() -> None:
     """Our own labeled articles (tests/data/news_holdout.jsonl), written apart from the rules."""
     assert_floors(HOLDOUT, BASELINE["holdout_floors"])
+
+
+def test_second_holdout_f1_at_or_above_floors() -> None:
+    """A second set of our own, in deliberately varied forms (briefs, transcripts, indirect names)."""
+    assert_floors(HOLDOUT2, BASELINE["holdout2_floors"])
 
 
 def assert_floors(path: Path, floors: dict[str, float]) -> None:
