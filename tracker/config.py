@@ -40,7 +40,7 @@ class FetchConfig:
 @dataclass(frozen=True, slots=True)
 class PollConfig:
     interval_minutes: float = 30.0
-    max_entries_per_feed: int = 200
+    max_entries_per_feed: int = 1000  #: newest first; a bound for feeds with thousands of entries
     min_text_chars: int = 300  #: extracted text shorter than this falls back to the feed text
 
 
