@@ -21,6 +21,7 @@ from .conftest import REPO
 BASELINE = json.loads((Path(__file__).with_name("rules_baseline.json")).read_text())
 HOLDOUT = Path(__file__).parent / "data" / "news_holdout.jsonl"
 HOLDOUT2 = Path(__file__).parent / "data" / "news_holdout2.jsonl"
+HOLDOUT3 = Path(__file__).parent / "data" / "news_holdout3.jsonl"
 
 
 @pytest.mark.corpus
@@ -40,6 +41,11 @@ def test_holdout_f1_at_or_above_floors() -> None:
 def test_second_holdout_f1_at_or_above_floors() -> None:
     """A second set of our own, in deliberately varied forms (briefs, transcripts, indirect names)."""
     assert_floors(HOLDOUT2, BASELINE["holdout2_floors"])
+
+
+def test_third_holdout_f1_at_or_above_floors() -> None:
+    """A third set: Canadian, Mexican, state-media, trade-press and analyst-note perspectives."""
+    assert_floors(HOLDOUT3, BASELINE["holdout3_floors"])
 
 
 def assert_floors(path: Path, floors: dict[str, float]) -> None:
