@@ -22,6 +22,7 @@ BASELINE = json.loads((Path(__file__).with_name("rules_baseline.json")).read_tex
 HOLDOUT = Path(__file__).parent / "data" / "news_holdout.jsonl"
 HOLDOUT2 = Path(__file__).parent / "data" / "news_holdout2.jsonl"
 HOLDOUT3 = Path(__file__).parent / "data" / "news_holdout3.jsonl"
+HOLDOUT4 = Path(__file__).parent / "data" / "news_holdout4.jsonl"
 
 
 @pytest.mark.corpus
@@ -46,6 +47,11 @@ def test_second_holdout_f1_at_or_above_floors() -> None:
 def test_third_holdout_f1_at_or_above_floors() -> None:
     """A third set: Canadian, Mexican, state-media, trade-press and analyst-note perspectives."""
     assert_floors(HOLDOUT3, BASELINE["holdout3_floors"])
+
+
+def test_fourth_holdout_f1_at_or_above_floors() -> None:
+    """A fourth set: names given once, then "the automaker", "the company", "the two leaders"."""
+    assert_floors(HOLDOUT4, BASELINE["holdout4_floors"])
 
 
 def assert_floors(path: Path, floors: dict[str, float]) -> None:
