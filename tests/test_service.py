@@ -28,17 +28,22 @@ def count_items(db: Path) -> int:
         return 0
 
 
-def test_run_polls_then_stops_on_sigterm(tmp_path: Path, news_site: NewsSite) -> None:
-    cfg = write_config(tmp_path, news_site, "[poll]\ninterval_minutes = 1\n")
+def start_run(cfg: Path) -> subprocess.Popen[str]:
+    """`tracker --config CFG run` in a subprocess, stdout and stderr captured."""
     env = {**os.environ}
     env.pop("TRACKER_CONFIG", None)
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "tracker", "--config", str(cfg), "run"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
     )
+
+
+def test_run_polls_then_stops_on_sigterm(tmp_path: Path, news_site: NewsSite) -> None:
+    cfg = write_config(tmp_path, news_site, "[poll]\ninterval_minutes = 1\n")
+    proc = start_run(cfg)
     db = tmp_path / "data" / "tracker.sqlite"
     try:
         deadline = time.monotonic() + 120
@@ -72,15 +77,7 @@ def test_sigterm_mid_cycle_lets_the_cycle_finish(tmp_path: Path, http_server: HT
         f'[[feeds]]\nname = "Slow"\nurl = "{http_server.url("/feed.xml")}"\n',
         encoding="utf-8",
     )
-    env = {**os.environ}
-    env.pop("TRACKER_CONFIG", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tracker", "--config", str(cfg), "run"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    proc = start_run(cfg)
     try:
         deadline = time.monotonic() + 60
         while http_server.hits("/news/slow0.html") == 0 and time.monotonic() < deadline:
