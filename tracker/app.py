@@ -14,7 +14,7 @@ from .matching import Matcher
 from .migrate import upgrade
 from .pipeline import run_cycle
 from .rules import load_rules
-from .store import Store, make_engine, utcnow
+from .store import FeedState, Store, make_engine, utcnow
 from .types import Article, CycleReport
 from .workers import Extractor
 
@@ -31,12 +31,17 @@ def load_matcher(config: Config) -> Matcher:
     return Matcher(load_rules(config.rule_paths))
 
 
-def poll_once(config: Config, store: Store | None = None, *, all_feeds: bool = True) -> CycleReport:
-    """One full cycle over the configured feeds (all of them, or only those due)."""
+def prepare(config: Config, store: Store | None = None) -> tuple[Store, Matcher, list[FeedState]]:
+    """Store (migrated), compiled rules, and the feed table synced with the config."""
     store = store or open_store(config)
     matcher = load_matcher(config)
     store.adopt_rules((r.id, r.content_hash) for r in matcher.ruleset.rules)
-    feeds = store.sync_feeds(config.feeds)
+    return store, matcher, store.sync_feeds(config.feeds)
+
+
+def poll_once(config: Config, store: Store | None = None, *, all_feeds: bool = True) -> CycleReport:
+    """One full cycle over the configured feeds (all of them, or only those due)."""
+    store, matcher, feeds = prepare(config, store)
     if not all_feeds:
         feeds = store.feeds(due_at=utcnow())
     with Fetcher(config.fetch) as fetcher, Extractor(matcher, config.fetch.extract_workers) as extractor:

@@ -1,7 +1,8 @@
-"""The schema: every table and view, written once (SQLAlchemy 2.x).
+"""The schema: every table, written once (SQLAlchemy 2.x).
 
 Migrations under db/migrations create exactly this; a test checks that Alembic's
-autogenerate finds no difference. All datetimes are stored as UTC (``UTCDateTime``
+autogenerate finds no difference. Views (``tagged_items``) are defined in the migration
+that creates them, which autogenerate cannot see. All datetimes are stored as UTC (``UTCDateTime``
 keeps them timezone-aware on the way out, also on SQLite, which drops tzinfo).
 """
 
@@ -160,26 +161,3 @@ class FetchLog(Base):
     entries: Mapped[int] = mapped_column(Integer, default=0)
     new_items: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
-
-
-#: Stable view for analysts and tools: one row per (item, matched rule).
-#: ``source`` is the feed the item was first seen in.
-TAGGED_ITEMS_VIEW = """
-CREATE VIEW tagged_items AS
-SELECT i.id AS item_id,
-       i.url AS url,
-       i.title AS title,
-       (SELECT f.name FROM item_sources s JOIN feeds f ON f.id = s.feed_id
-         WHERE s.item_id = i.id ORDER BY s.id LIMIT 1) AS source,
-       i.site_name AS outlet,
-       i.published_at AS published_at,
-       m.rule_id AS rule_id,
-       m.score AS score,
-       m.terms AS terms,
-       m.snippet AS snippet,
-       i.story_id AS story_id,
-       i.fetched_at AS stored_at
-FROM items i JOIN matches m ON m.item_id = i.id
-"""
-
-VIEWS = {"tagged_items": TAGGED_ITEMS_VIEW}

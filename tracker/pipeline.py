@@ -56,6 +56,7 @@ class _FeedWork:
     fallbacks: int = 0
     article_failures: int = 0
     pending: int = 0
+    finished: bool = False
 
 
 @dataclass
@@ -291,9 +292,9 @@ class Cycle:
             self._finish_feed(work)
 
     def _finish_feed(self, work: _FeedWork) -> None:
-        if getattr(work, "_finished", False):
+        if work.finished:
             return
-        work._finished = True  # type: ignore[attr-defined]
+        work.finished = True
         result = work.result
         failures = work.feed.consecutive_failures + 1 if work.status.failed else 0
         now = self.clock()

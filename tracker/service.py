@@ -12,7 +12,7 @@ import signal
 from datetime import UTC, datetime
 from types import FrameType
 
-from .app import load_matcher, open_store
+from .app import prepare
 from .config import Config
 from .fetching import Fetcher
 from .pipeline import run_cycle
@@ -28,10 +28,7 @@ def run_service(config: Config) -> None:
     from apscheduler.triggers.interval import IntervalTrigger
 
     logger.info("starting %s", config.summary())
-    store = open_store(config)
-    matcher = load_matcher(config)
-    store.adopt_rules((r.id, r.content_hash) for r in matcher.ruleset.rules)
-    store.sync_feeds(config.feeds)
+    store, matcher, _ = prepare(config)
     fetcher = Fetcher(config.fetch)
     extractor = Extractor(matcher, config.fetch.extract_workers)
 
