@@ -116,7 +116,7 @@ def poll(ctx: Context, once: bool) -> None:
     if not once:
         from .service import run_service
 
-        ctx.setup_logging("INFO")
+        ctx.setup_logging(ctx.config.log_level)
         run_service(ctx.config)
         return
     from .app import poll_once
@@ -134,7 +134,7 @@ def run(ctx: Context) -> None:
     """Run the tracker as a long-lived service (polls on a schedule with APScheduler)."""
     from .service import run_service
 
-    ctx.setup_logging("INFO")
+    ctx.setup_logging(ctx.config.log_level)
     run_service(ctx.config)
 
 
