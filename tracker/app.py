@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ from .config import Config, FetchConfig
 from .errors import FetchError
 from .extract import ExtractJob, build_article
 from .fetching import Fetcher
+from .grouping import StoryGrouper
 from .matching import Matcher
 from .migrate import upgrade
 from .pipeline import run_cycle
@@ -31,21 +33,33 @@ def load_matcher(config: Config) -> Matcher:
     return Matcher(load_rules(config.rule_paths))
 
 
-def prepare(config: Config, store: Store | None = None) -> tuple[Store, Matcher, list[FeedState]]:
-    """Store (migrated), compiled rules, and the feed table synced with the config."""
+@dataclass(frozen=True)
+class Prepared:
+    store: Store
+    matcher: Matcher
+    grouper: StoryGrouper
+    feeds: list[FeedState]
+
+
+def prepare(config: Config, store: Store | None = None) -> Prepared:
+    """Store (migrated, every item in a story), compiled rules, and the feed table synced
+    with the config."""
     store = store or open_store(config)
     matcher = load_matcher(config)
     store.adopt_rules((r.id, r.content_hash) for r in matcher.ruleset.rules)
-    return store, matcher, store.sync_feeds(config.feeds)
+    grouper = StoryGrouper(store)
+    grouper.catch_up()
+    return Prepared(store, matcher, grouper, store.sync_feeds(config.feeds))
 
 
 def poll_once(config: Config, store: Store | None = None, *, all_feeds: bool = True) -> CycleReport:
     """One full cycle over the configured feeds (all of them, or only those due)."""
-    store, matcher, feeds = prepare(config, store)
-    if not all_feeds:
-        feeds = store.feeds(due_at=utcnow())
-    with Fetcher(config.fetch) as fetcher, Extractor(matcher, config.fetch.extract_workers) as extractor:
-        return run_cycle(store, fetcher, matcher, extractor, config.poll, feeds=feeds)
+    ready = prepare(config, store)
+    feeds = ready.feeds if all_feeds else ready.store.feeds(due_at=utcnow())
+    with Fetcher(config.fetch) as fetcher, Extractor(ready.matcher, config.fetch.extract_workers) as extractor:
+        return run_cycle(
+            ready.store, fetcher, ready.matcher, extractor, config.poll, feeds=feeds, grouper=ready.grouper
+        )
 
 
 def extract_sources(sources: Sequence[str], fetch: FetchConfig) -> Iterator[dict[str, Any]]:

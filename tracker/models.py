@@ -102,8 +102,21 @@ class Item(Base):
     text_hash: Mapped[str] = mapped_column(String(64), index=True)
     raw_html: Mapped[bytes | None] = mapped_column(LargeBinary)  #: zlib-compressed page as fetched
     final_url: Mapped[str | None] = mapped_column(String(2048))
-    story_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    story_id: Mapped[int | None] = mapped_column(Integer, index=True)  #: the id of the story's first item
+    story_role: Mapped[str | None] = mapped_column(String(16))  #: "new", "update" or "copy"
+    #: the time the item counts at in its story: published, or fetched if later or unknown
+    story_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    host: Mapped[str | None] = mapped_column(String(255))  #: the outlet: canonical URL's host, without www.
     fetched_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class ItemSignature(Base):
+    """What story grouping keeps of an item (see ``tracker.stories.Signature``)."""
+
+    __tablename__ = "item_signatures"
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+    minhash: Mapped[bytes] = mapped_column(LargeBinary)
+    terms: Mapped[str] = mapped_column(Text)  #: JSON: lede and text vectors, quoted phrases
 
 
 class ItemSource(Base):

@@ -1,4 +1,4 @@
-"""One poll cycle: due feeds → fetch → parse → new? → fetch article → extract → match → store.
+"""One poll cycle: due feeds → fetch → parse → new? → fetch article → extract → match → story → store.
 
 This module only wires the stages together. Feeds and article pages are fetched on a
 thread pool, extraction runs in worker processes (``Extractor``), and everything that
@@ -27,8 +27,11 @@ from .errors import FetchError, ParseError
 from .extract import ExtractJob
 from .feeds import parse_feed
 from .fetching import FEED_ACCEPT, Fetcher, Guard
+from .grouping import StoryGrouper
 from .matching import Matcher
 from .store import FeedOutcome, FeedState, Store, utcnow
+from .stories import Signature
+from .storydb import story_time
 from .types import Article, CycleReport, FeedEntry, FeedReport, FetchResult, FetchStatus, Match, TextSource
 from .urls import canonicalize, host_of, resolves_to_private, same_site
 from .workers import Extractor, Processed, process
@@ -108,9 +111,11 @@ class Cycle:
         extractor: Extractor,
         poll: PollConfig,
         *,
+        grouper: StoryGrouper | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.store = store
+        self.grouper = grouper or StoryGrouper(store)
         self.fetcher = fetcher
         self.matcher = matcher
         self.extractor = extractor
@@ -126,6 +131,7 @@ class Cycle:
 
     def run(self, feeds: Sequence[FeedState]) -> CycleReport:
         started = self.clock()
+        self.grouper.refresh(started)
         works = []
         try:
             for feed in feeds:
@@ -248,32 +254,40 @@ class Cycle:
     def _extracted(self, art: _ArticleWork, fut: Future[Processed]) -> None:
         self._articles_in_flight -= 1
         try:
-            article, matches = fut.result()
+            article, matches, sig = fut.result()
         except BrokenProcessPool:
             logger.warning("extraction worker died url=%s; using the feed text", art.entry.link)
             self.extractor.reset()
-            article, matches = process(self._job(art, with_html=False), self.matcher)
+            article, matches, sig = process(self._job(art, with_html=False), self.matcher)
         except Exception:
             logger.warning("extraction failed url=%s; using the feed text", art.entry.link, exc_info=True)
-            article, matches = process(self._job(art, with_html=False), self.matcher)
-        self._store(art, article, matches)
+            article, matches, sig = process(self._job(art, with_html=False), self.matcher)
+        self._store(art, article, matches, sig)
         del self._in_flight_links[art.link]
         for work in {id(w): w for w, _ in [(art.work, art.entry), *art.also]}.values():
             if work is art.work:
                 work.pending -= 1
             self._maybe_finish(work)
 
-    def _store(self, art: _ArticleWork, article: Article, matches: list[Match]) -> None:
+    def _store(self, art: _ArticleWork, article: Article, matches: list[Match], sig: Signature) -> None:
         work = art.work
         if article.text_source is TextSource.EXTRACTED:
             work.extracted += 1
         else:
             work.fallbacks += 1
         raw = art.page.body if art.page and article.text_source is TextSource.EXTRACTED else None
-        _, created = self.store.add_item(
-            article, matches, feed_id=work.feed.id, entry_url=art.link, guid=art.entry.guid or art.link, raw_html=raw
+        placement = self.grouper.place(sig, story_time(article.published, self.clock()))
+        item_id, created = self.store.add_item(
+            article,
+            matches,
+            feed_id=work.feed.id,
+            entry_url=art.link,
+            guid=art.entry.guid or art.link,
+            raw_html=raw,
+            story=placement,
         )
         if created:
+            self.grouper.placed(item_id, placement)
             work.new += 1
             for m in matches:
                 self.topics.setdefault(m.rule, []).append(article.title)
@@ -352,9 +366,10 @@ def run_cycle(
     poll: PollConfig,
     *,
     feeds: Sequence[FeedState] | None = None,
+    grouper: StoryGrouper | None = None,
     clock: Callable[[], datetime] = utcnow,
 ) -> CycleReport:
     """Poll ``feeds`` (default: every active feed that is due) once."""
     if feeds is None:
         feeds = store.feeds(due_at=clock())
-    return Cycle(store, fetcher, matcher, extractor, poll, clock=clock).run(feeds)
+    return Cycle(store, fetcher, matcher, extractor, poll, grouper=grouper, clock=clock).run(feeds)

@@ -28,7 +28,8 @@ def run_service(config: Config) -> None:
     from apscheduler.triggers.interval import IntervalTrigger
 
     logger.info("starting %s", config.summary())
-    store, matcher, _ = prepare(config)
+    ready = prepare(config)
+    store, matcher = ready.store, ready.matcher
     fetcher = Fetcher(config.fetch)
     extractor = Extractor(matcher, config.fetch.extract_workers)
 
@@ -37,7 +38,7 @@ def run_service(config: Config) -> None:
         if not due:
             logger.info("cycle skipped: no feed is due")
             return
-        report = run_cycle(store, fetcher, matcher, extractor, config.poll, feeds=due)
+        report = run_cycle(store, fetcher, matcher, extractor, config.poll, feeds=due, grouper=ready.grouper)
         logger.info(
             "cycle done feeds=%d new=%d failed=%d seconds=%.1f",
             len(report.feeds),

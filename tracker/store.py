@@ -1,4 +1,4 @@
-"""The store: the only module that runs SQL.
+"""The store: with ``storydb`` (its story queries), the only module that runs SQL.
 
 ``make_engine`` builds the engine (SQLite pragmas in a connect listener: WAL, foreign
 keys, busy timeout); ``Store`` is a small data-access object over it. Each article is
@@ -24,8 +24,10 @@ from sqlalchemy.exc import OperationalError
 
 from .errors import StorageError
 from .models import Feed, FetchLog, Item, ItemSource, RuleMatch, RuleState
+from .storydb import StoryPlacement, place_item
 from .text import text_hash
 from .types import Article, FeedSource, FetchStatus, Match
+from .urls import outlet_host
 
 logger = logging.getLogger(__name__)
 
@@ -270,11 +272,14 @@ class Store:
         entry_url: str | None = None,
         guid: str | None = None,
         raw_html: bytes | None = None,
+        story: StoryPlacement | None = None,
     ) -> tuple[int, bool]:
-        """Store an article with its matches and source in one transaction.
+        """Store an article with its matches, source and story in one transaction.
 
         Returns (item id, created). An article whose canonical URL is already stored, or
         whose (long enough) text is, is not written again; only the new source is linked.
+        ``story`` places the new item in a story (``tracker.grouping`` decides which);
+        without it the item waits for ``StoryGrouper.catch_up``.
         """
         now = utcnow()
         digest = text_hash(article.text)
@@ -304,6 +309,7 @@ class Store:
                     text_hash=digest,
                     raw_html=zlib.compress(raw_html, 6) if raw_html else None,
                     final_url=article.final_url,
+                    host=outlet_host(article.url),
                     fetched_at=now,
                 )
                 .on_conflict_do_nothing(index_elements=["url"])
@@ -318,6 +324,8 @@ class Store:
             if feed_id is not None:
                 self._link(conn, item_id, feed_id, entry_url, guid)
             self._insert_matches(conn, item_id, matches, now)
+            if story is not None:
+                place_item(conn, item_id, story)
         return item_id, True
 
     def _insert_matches(self, conn: Connection, item_id: int, matches: Sequence[Match], now: datetime) -> None:

@@ -96,6 +96,11 @@ def host_of(url: str) -> str:
     return (urlsplit(url).hostname or "").lower()
 
 
+def outlet_host(url: str) -> str | None:
+    """The host that names an outlet: ``https://www.example.com/x`` → ``example.com``."""
+    return host_of(url).removeprefix("www.") or None
+
+
 def same_site(a: str, b: str) -> bool:
     """True when two URLs are on the same host, ignoring a leading ``www.``."""
     ha, hb = host_of(a), host_of(b)

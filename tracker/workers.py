@@ -1,4 +1,4 @@
-"""The CPU-bound half of a cycle — extraction and matching — on every core.
+"""The CPU-bound half of a cycle — extraction, matching, signatures — on every core.
 
 Extraction (HTML parsing, trafilatura) and rule matching are CPU-bound, so a cycle with
 many new articles runs them in worker processes, each with its own compiled Matcher. With
@@ -16,11 +16,12 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from .extract import ExtractJob, build_article
 from .matching import Matcher
 from .rules import RuleSet
+from .stories import Signature, signature
 from .types import Article, Match
 
 logger = logging.getLogger(__name__)
 
-Processed = tuple[Article, list[Match]]
+Processed = tuple[Article, list[Match], Signature]
 
 _worker_matcher: Matcher | None = None
 
@@ -36,9 +37,9 @@ def _process_in_worker(job: ExtractJob) -> Processed:
 
 
 def process(job: ExtractJob, matcher: Matcher) -> Processed:
-    """Build the article and match it: the whole per-article computation."""
+    """Build the article, match it and take its story signature: the per-article computation."""
     article = build_article(job)
-    return article, matcher.match(article.title, article.text)
+    return article, matcher.match(article.title, article.text), signature(article.title, article.text)
 
 
 class Extractor:
