@@ -349,6 +349,78 @@ def rematch(ctx: Context, rule_id: str | None, since: Any) -> None:
     click.echo(f"re-tagged {report.items} items with {', '.join(report.rules)}: {report.changed} tags changed")
 
 
+_DAY = click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"])
+
+
+@cli.command()
+@click.option("--rule", "rule_id", help="Only stories with an item this rule tags.")
+@click.option("--since", type=_DAY, help="Only stories with an item since this date (UTC).")
+@click.option("--limit", default=50, show_default=True, help="At most this many stories (0: all).")
+@click.option("--json", "as_json", is_flag=True, help="JSON Lines instead of a table.")
+@pass_ctx
+@handle_errors
+def stories(ctx: Context, rule_id: str | None, since: Any, limit: int, as_json: bool) -> None:
+    """Stories, most recently active first: headline, first and last seen, items, outlets,
+    topics. Each story is one event, however many outlets re-reported it."""
+    from datetime import UTC
+
+    from .app import load_matcher, open_store
+    from .grouping import StoryGrouper
+    from .report import table
+    from .storydb import list_stories
+
+    store = open_store(ctx.config)
+    if rule_id is not None:
+        known = sorted(r.id for r in load_matcher(ctx.config).ruleset.rules)
+        if rule_id not in known:
+            _fail(f"no rule {rule_id!r}; the rules are: {', '.join(known)}", 2)
+    StoryGrouper(store).catch_up()
+    rows = list_stories(
+        store.engine,
+        rule=rule_id,
+        since=since.replace(tzinfo=UTC) if since is not None else None,
+        limit=limit or None,
+    )
+    if as_json:
+        for r in rows:
+            click.echo(json.dumps(r, default=str, ensure_ascii=False))
+        return
+    click.echo(
+        table(
+            ("story", "first seen", "last seen", "items", "outlets", "topics", "headline"),
+            [
+                (
+                    r["story_id"],
+                    r["first_seen"],
+                    r["last_seen"],
+                    r["n_items"],
+                    r["n_sources"],
+                    ",".join(r["topics"]),
+                    r["headline"],
+                )
+                for r in rows
+            ],
+        )
+    )
+
+
+@cli.command()
+@click.argument("story_id", type=int)
+@pass_ctx
+@handle_errors
+def story(ctx: Context, story_id: int) -> None:
+    """The timeline of STORY_ID: each item with its time, outlet, role (new, update, copy),
+    topics and URL."""
+    from .app import open_store
+    from .report import render_story
+    from .storydb import story_detail
+
+    detail = story_detail(open_store(ctx.config).engine, story_id)
+    if detail is None:
+        _fail(f"no story {story_id}", 2)
+    click.echo(render_story(detail))  # type: ignore[arg-type]
+
+
 def main() -> None:
     cli(prog_name="tracker")
 

@@ -1,4 +1,4 @@
-"""Plain-text rendering of cycle reports and feed health (for the CLI and the demo)."""
+"""Plain-text rendering of cycle reports, feed health and stories (for the CLI and the demo)."""
 
 from __future__ import annotations
 
@@ -54,3 +54,22 @@ def cycle_summary(report: CycleReport, *, top: int = 3) -> str:
         parts.append("\nFailed feeds:")
         parts.extend(f"  {f.name} ({f.url}): {f.status.value}: {f.error}" for f in report.failed)
     return "\n".join(parts)
+
+
+def render_story(story: dict[str, Any]) -> str:
+    """A story's header and its timeline, oldest item first."""
+    topics = ", ".join(story["topics"]) or "none"
+    lines = [
+        f"Story {story['story_id']}: {story['headline']}",
+        f"  {story['n_items']} items from {story['n_sources']} outlets, "
+        f"{_cell(story['first_seen'])} to {_cell(story['last_seen'])}; topics: {topics}",
+        "",
+    ]
+    rows = [
+        (item["story_at"], item["outlet"], item["story_role"], ",".join(item["topics"]) or "-", item["title"])
+        for item in story["items"]
+    ]
+    lines.append(table(("time", "outlet", "role", "topics", "title"), rows))
+    lines.append("")
+    lines.extend(f"  [{item['id']}] {item['url']}" for item in story["items"])
+    return "\n".join(lines)

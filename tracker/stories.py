@@ -17,9 +17,10 @@ belongs to. Three tests, tried in order against the items of the window (7 days 
 ``new`` — none of the above: the item starts a story.
 
 Candidates come from inverted indexes over each item's most distinctive words and quoted
-phrases, so the cost of an assignment depends on how many recent items share those words,
-not on the size of the store (``bench/bench_stories.py``). Words carried by more than
-``max_postings`` items of the window say nothing about the event and are not looked up.
+phrases; only the ``max_candidates`` items sharing the most of them are scored, so the cost
+of an assignment does not grow with the size of the store (``bench/bench_stories.py``).
+Words carried by more than ``max_postings`` items of the window say nothing about the
+event and are not looked up.
 
 The thresholds were chosen on the labelled pairs in ``tests/data/story_pairs.jsonl``
 (see ``tests/data/README.md``): same-company-different-event pairs score up to about 0.34
@@ -30,6 +31,8 @@ from __future__ import annotations
 
 import math
 import re
+import sys
+from array import array
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -186,7 +189,8 @@ class StoryParams:
     same_lede: float = 0.36
     same_text: float = 0.45
     quoted_lede: float = 0.15
-    max_postings: int = 2_000
+    max_postings: int = 2_000  #: a word on more recent items than this is not looked up
+    max_candidates: int = 200  #: items scored per assignment: those sharing the most words
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,13 +204,30 @@ class Assignment:
     merges: tuple[int, ...] = ()
 
 
-@dataclass(slots=True)
+class _Vector:
+    """A signature vector kept compactly: interned words and 32-bit weights."""
+
+    __slots__ = ("weights", "words")
+
+    def __init__(self, vector: dict[str, float]) -> None:
+        self.words = tuple(sys.intern(w) for w in vector)
+        self.weights = array("f", vector.values())
+
+    def dot(self, other: dict[str, float]) -> float:
+        return sum(x * other.get(w, 0.0) for w, x in zip(self.words, self.weights, strict=True))
+
+
 class _Entry:
-    story_id: int
-    when: datetime
-    sig: Signature
-    keys: list[str]
-    lean: LeanMinHash
+    __slots__ = ("keys", "lean", "lede", "quotes", "story_id", "text", "when")
+
+    def __init__(self, story_id: int, when: datetime, sig: Signature) -> None:
+        self.story_id = story_id
+        self.when = when
+        self.lede = _Vector(sig.lede)
+        self.text = _Vector(sig.text)
+        self.quotes = sig.quotes
+        self.keys = tuple(sys.intern(k) for k in _index_keys(sig))
+        self.lean = _lean(sig.minhash)
 
 
 def _index_keys(sig: Signature) -> list[str]:
@@ -257,13 +278,13 @@ class StoryIndex:
             entry = self._entries[item_id]
             if abs(entry.when - when) > p.window:
                 continue
-            lede = cosine(sig.lede, entry.sig.lede)
-            text = cosine(sig.text, entry.sig.text)
+            lede = entry.lede.dot(sig.lede)
+            text = entry.text.dot(sig.text)
             if lede >= p.same_lede:
                 score, reason = lede, "lede"
             elif text >= p.same_text:
                 score, reason = text, "text"
-            elif lede >= p.quoted_lede and sig.quotes & entry.sig.quotes:
+            elif lede >= p.quoted_lede and sig.quotes & entry.quotes:
                 score, reason = lede, "quote"
             else:
                 continue
@@ -285,18 +306,19 @@ class StoryIndex:
             if entry.story_id in gone:
                 entry.story_id = into
 
-    def _candidates(self, sig: Signature) -> set[int]:
-        out: set[int] = set()
+    def _candidates(self, sig: Signature) -> list[int]:
+        """The indexed items sharing the most distinctive words (or quotes) with ``sig``."""
+        shared: Counter[int] = Counter()
         for key in _index_keys(sig):
             posting = self._postings.get(key)
             if posting and len(posting) <= self.params.max_postings:
-                out |= posting
-        return out
+                shared.update(posting)
+        return [item for item, _ in shared.most_common(self.params.max_candidates)]
 
     def add(self, item_id: int, story_id: int, when: datetime, sig: Signature) -> None:
         if item_id in self._entries:
             return
-        entry = _Entry(story_id, when, sig, _index_keys(sig), _lean(sig.minhash))
+        entry = _Entry(story_id, when, sig)
         self._entries[item_id] = entry
         for key in entry.keys:
             self._postings.setdefault(key, set()).add(item_id)
