@@ -7,6 +7,9 @@ in time order, exactly as the pipeline assigns items; a pair counts as "same sto
 both articles end up with the same story id.
 
     python -m tests.storyeval            # the table, and each pair it gets wrong
+
+A second measure needs no choice of pairs: every pair of the 100 dev-corpus articles,
+against story labels given to each article blind (``tests/data/story_clusters.jsonl``).
 """
 
 from __future__ import annotations
@@ -102,14 +105,47 @@ def evaluate(params: StoryParams | None = None, dev_path: Path | None = DEV) -> 
     return scores
 
 
+def evaluate_clusters(params: StoryParams | None = None, dev_path: Path | None = DEV) -> Score | None:
+    """Every pair of dev-corpus articles, against the story labels of ``story_clusters.jsonl``
+    (labelled blind, before and apart from the grouping code). None without the corpus."""
+    if dev_path is None or not dev_path.exists():
+        return None
+    dev = {d["id"]: d for d in map(json.loads, dev_path.read_text().splitlines())}
+    label = {r["id"]: r["story"] for r in map(json.loads, (DATA / "story_clusters.jsonl").read_text().splitlines())}
+    ids = sorted(dev)
+    stories = group(
+        [(i, _when(dev[k]["published"]), signature(dev[k]["title"], dev[k]["text"])) for i, k in enumerate(ids)],
+        params,
+    )
+    tp = fp = fn = tn = 0
+    errors = []
+    for i, a in enumerate(ids):
+        for j in range(i + 1, len(ids)):
+            b = ids[j]
+            same, truth = stories[i] == stories[j], label[a] == label[b]
+            tp += same and truth
+            tn += not same and not truth
+            if same and not truth:
+                fp += 1
+                errors.append(f"false same: {a} / {b}")
+            elif truth and not same:
+                fn += 1
+                errors.append(f"missed: {a} / {b}")
+    return Score("dev corpus, every pair", tp, fp, fn, tn, tuple(errors))
+
+
 def main() -> None:
     scores = evaluate()
+    exhaustive = evaluate_clusters()
+    if exhaustive is not None:
+        scores.append(exhaustive)
     print(f"{'pairs':<20} {'n':>4} {'tp':>4} {'fp':>4} {'fn':>4} {'tn':>4} {'precision':>9} {'recall':>7}")
     for s in scores:
         n = s.tp + s.fp + s.fn + s.tn
         print(f"{s.label:<20} {n:>4} {s.tp:>4} {s.fp:>4} {s.fn:>4} {s.tn:>4} {s.precision:>9.3f} {s.recall:>7.3f}")
-    for line in scores[0].errors:
-        print("  " + line)
+    for s in (scores[0], scores[-1]):
+        for line in s.errors:
+            print(f"  {s.label}: {line}")
 
 
 if __name__ == "__main__":
