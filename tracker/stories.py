@@ -21,10 +21,10 @@ belongs to. Three tests, tried in order against the items of the window (7 days 
 ``new`` — none of the above: the item starts a story.
 
 Candidates come from inverted indexes over each item's most distinctive words and quoted
-phrases; only the ``max_candidates`` items sharing the most of them are scored, so the cost
-of an assignment does not grow with the size of the store (``bench/bench_stories.py``).
-Words carried by more than ``max_postings`` items of the window say nothing about the
-event and are not looked up.
+phrases. Each word remembers only the ``posting_limit`` latest items that carry it (any
+recent member of a story is enough to find the story), and only the ``max_candidates``
+items sharing the most words are scored, so the cost of an assignment does not grow with
+the number of items in the window (``bench/bench_stories.py``).
 
 The thresholds were chosen on the labelled pairs in ``tests/data/story_pairs.jsonl`` and
 checked on blind story labels for every pair of the dev corpus (``tests/data/README.md``,
@@ -40,6 +40,7 @@ import sys
 from array import array
 from collections import Counter
 from collections.abc import Iterable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -219,8 +220,8 @@ class StoryParams:
     headline_agreement: float = 0.37
     sure_lede: float = 0.5
     sure_text: float = 0.55
-    max_postings: int = 500  #: a word on more recent items than this is not looked up
-    max_candidates: int = 200  #: items scored per assignment: those sharing the most words
+    posting_limit: int = 64  #: items remembered per indexed word: the latest ones
+    max_candidates: int = 100  #: items scored per assignment: those sharing the most words
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,7 +277,7 @@ class StoryIndex:
 
     params: StoryParams = field(default_factory=StoryParams)
     _entries: dict[int, _Entry] = field(default_factory=dict)
-    _postings: dict[str, set[int]] = field(default_factory=dict)
+    _postings: dict[str, list[int]] = field(default_factory=dict)  #: word → latest items, oldest first
     _members: dict[int, set[int]] = field(default_factory=dict)  #: story → its indexed items
     _starts: dict[int, datetime] = field(default_factory=dict)  #: story → its earliest indexed item
     _lsh: Any = None
@@ -314,7 +315,7 @@ class StoryIndex:
             if abs(entry.when - when) > p.window:
                 continue
             lede = entry.lede.dot(sig.lede)
-            text = entry.text.dot(sig.text)
+            text = entry.text.dot(sig.text) if lede < p.sure_lede else 1.0
             quoted = bool(sig.quotes & entry.quotes)
             if lede >= p.same_lede:
                 score, reason = lede, "lede"
@@ -356,9 +357,14 @@ class StoryIndex:
         shared: Counter[int] = Counter()
         for key in _index_keys(sig):
             posting = self._postings.get(key)
-            if posting and len(posting) <= self.params.max_postings:
+            if posting:
                 shared.update(posting)
-        return [item for item, _ in shared.most_common(self.params.max_candidates)]
+        # One shared word is chance; two distinctive words or a shared quotation are not.
+        return [
+            item
+            for item, n in shared.most_common(self.params.max_candidates)
+            if n >= 2 or (sig.quotes and sig.quotes & self._entries[item].quotes)
+        ]
 
     def add(self, item_id: int, story_id: int, when: datetime, sig: Signature) -> None:
         if item_id in self._entries:
@@ -368,7 +374,10 @@ class StoryIndex:
         self._members.setdefault(story_id, set()).add(item_id)
         self._starts[story_id] = min(when, self._starts.get(story_id, when))
         for key in entry.keys:
-            self._postings.setdefault(key, set()).add(item_id)
+            posting = self._postings.setdefault(key, [])
+            posting.append(item_id)
+            if len(posting) > self.params.posting_limit:
+                del posting[0]
         if entry.lean is not None:
             self._lsh.insert(item_id, entry.lean, check_duplication=False)
 
@@ -386,7 +395,8 @@ class StoryIndex:
             for key in entry.keys:
                 posting = self._postings.get(key)
                 if posting is not None:
-                    posting.discard(item_id)
+                    with suppress(ValueError):  # already pushed out by later items
+                        posting.remove(item_id)
                     if not posting:
                         del self._postings[key]
             if entry.lean is not None:
