@@ -119,7 +119,7 @@ def terms(text: str, limit: int | None = None) -> list[str]:
     out = []
     for token in tokens[:limit] if limit else tokens:
         bare = token.strip(_EDGE)
-        word = bare.lower()
+        word = bare.lower().removesuffix("'s").removesuffix("’s")
         # two-letter words count only as figures or acronyms ("GM", "EV", "EU")
         if not word or word in stop or (len(word) < 3 and not (word.isdigit() or bare.isupper())):
             continue
@@ -217,7 +217,7 @@ class StoryParams:
     same_text: float = 0.45
     quoted_lede: float = 0.15
     #: below ``sure_lede`` and ``sure_text``, and without a shared quote, the headlines must agree
-    headline_agreement: float = 0.37
+    headline_agreement: float = 0.42
     sure_lede: float = 0.5
     sure_text: float = 0.55
     posting_limit: int = 64  #: items remembered per indexed word: the latest ones

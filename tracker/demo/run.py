@@ -10,10 +10,12 @@ from .. import resources
 from ..app import open_store, poll_once
 from ..config import Config, FetchConfig
 from ..report import cycle_summary
+from ..storydb import list_stories
 from ..types import FeedSource
 from .site import NewsSite
 
 EXAMPLE_SQL = "SELECT rule_id, title, source FROM tagged_items ORDER BY rule_id, published_at DESC;"
+STORIES_SQL = "SELECT story_id, n_items, topics, headline FROM stories ORDER BY first_seen DESC;"
 
 
 def demo_config(db_path: Path, site: NewsSite) -> Config:
@@ -38,10 +40,16 @@ def run_demo(db_path: Path, *, echo: Callable[[str], None] = print) -> Path:
         report = poll_once(config, store)
     echo("")
     echo(cycle_summary(report))
+    stories = list_stories(store.engine, limit=None)
+    grouped = [s for s in stories if s["n_items"] > 1]
+    echo(f"\n{report.new_items} articles make {len(stories)} stories; {len(grouped)} were reported more than once:")
+    for story in grouped:
+        echo(f"  [{story['story_id']}] {story['n_items']} articles: {story['headline']}")
     echo("")
     echo(f"Database: {db_path}  (demo finished in {time.monotonic() - t0:.1f}s)")
     echo("Try:")
     echo(f'  sqlite3 "{db_path}" "{EXAMPLE_SQL}"')
+    echo(f'  sqlite3 "{db_path}" "{STORIES_SQL}"')
     echo(
         f"  python -c \"import sqlite3; [print(*r, sep=' | ') for r in "
         f"sqlite3.connect(r'{db_path}').execute('{EXAMPLE_SQL}')]\""
