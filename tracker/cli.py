@@ -421,6 +421,68 @@ def story(ctx: Context, story_id: int) -> None:
     click.echo(render_story(detail))  # type: ignore[arg-type]
 
 
+@cli.group()
+def digest() -> None:
+    """Email digests: what each [[digests]] subscription has not received yet."""
+
+
+@digest.command("send")
+@click.option("--name", help="Only this subscription.")
+@click.option("--now", "force", is_flag=True, help="Send even if its time today has not come or it was sent today.")
+@pass_ctx
+@handle_errors
+def digest_send(ctx: Context, name: str | None, force: bool) -> None:
+    """Send the digests that are due (or all of them with --now). Each item goes out once:
+    a re-run sends nothing already sent; a failed send leaves its items for the next run.
+    Exits 1 when any digest failed."""
+    from .app import open_store
+    from .delivery import send_all, subscriptions
+
+    ctx.setup_logging()
+    subs = subscriptions(ctx.config, name)
+    if not subs:
+        _fail("no [[digests]] in the configuration", 2)
+    outcomes = send_all(ctx.config, open_store(ctx.config), subs, force=force)
+    for o in outcomes:
+        detail = {
+            "sent": f"sent {o.stories} stories ({o.items} items), run {o.run_id}",
+            "empty": "nothing new: not sent",
+            "not-due": "not due yet (use --now to send anyway)",
+            "failed": f"FAILED, run {o.run_id}: {o.error}; its items stay pending",
+            "busy": f"skipped: {o.error}",
+        }[o.status]
+        resent = f" (and re-sent {o.resent} interrupted digest{'s' if o.resent > 1 else ''})" if o.resent else ""
+        click.echo(f"{o.name}: {detail}{resent}")
+    if any(o.status == "failed" for o in outcomes):
+        sys.exit(1)
+
+
+@digest.command("preview")
+@click.option("--name", help="Only this subscription.")
+@click.option("--since", type=_DAY, help="Include everything stored since this date (UTC) instead.")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Directory.")
+@pass_ctx
+@handle_errors
+def digest_preview(ctx: Context, name: str | None, since: Any, out: Path) -> None:
+    """Write NAME.html, NAME.txt and NAME.eml as each digest would be sent now, without
+    sending or recording anything."""
+    from datetime import UTC
+
+    from .app import open_store
+    from .delivery import preview, rule_titles_of, subscriptions
+
+    subs = subscriptions(ctx.config, name)
+    if not subs:
+        _fail("no [[digests]] in the configuration", 2)
+    store = open_store(ctx.config)
+    titles = rule_titles_of(ctx.config)
+    for sub in subs:
+        paths = preview(
+            ctx.config, store, sub, titles, out, since=since.replace(tzinfo=UTC) if since is not None else None
+        )
+        click.echo(f"{sub.name}: " + " ".join(str(p) for p in paths))
+
+
 def main() -> None:
     cli(prog_name="tracker")
 

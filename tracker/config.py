@@ -55,6 +55,8 @@ class SmtpConfig:
     password_env: str | None = None
     sender: str = "newstracker@localhost"
     timeout: float = 30.0
+    attempts: int = 3  #: tries per message; transient failures only
+    backoff: float = 2.0  #: seconds before the second try, doubling after
 
 
 @dataclass(frozen=True, slots=True)

@@ -174,3 +174,34 @@ class FetchLog(Base):
     entries: Mapped[int] = mapped_column(Integer, default=0)
     new_items: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class DigestRun(Base):
+    """One digest of one subscription: the outbox row. The rendered message is stored before
+    it is sent, so a crash after sending re-sends the identical message (same Message-ID)."""
+
+    __tablename__ = "digest_runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), index=True)  #: the subscription
+    status: Mapped[str] = mapped_column(String(16))  #: "pending", "sent", "failed" or "empty"
+    since: Mapped[datetime] = mapped_column(UTCDateTime)  #: items stored from here on were considered
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    recipients: Mapped[str] = mapped_column(Text)  #: comma-separated
+    message_id: Mapped[str | None] = mapped_column(String(255))
+    subject: Mapped[str | None] = mapped_column(Text)
+    message: Mapped[bytes | None] = mapped_column(LargeBinary)  #: the .eml as sent
+    n_stories: Mapped[int] = mapped_column(Integer, default=0)
+    n_items: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class DigestDelivery(Base):
+    """An item's match that a subscription's digest carried: never carried twice."""
+
+    __tablename__ = "digest_deliveries"
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+    rule_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("digest_runs.id", ondelete="CASCADE"), index=True)

@@ -1,8 +1,9 @@
 """`tracker run`: the long-lived service (APScheduler 3.x, a thin shell over the library).
 
 One coarse poll job claims the feeds that are due (due-ness lives in the database, not
-in one job per feed); the first cycle starts at once. SIGTERM and SIGINT stop the
-scheduler after the running cycle finishes.
+in one job per feed); the first cycle starts at once. Each [[digests]] subscription is a
+cron job at its local time in its timezone; digests whose time passed while the service
+was down go out at start. SIGTERM and SIGINT stop the scheduler after the running job.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ import logging
 import signal
 from datetime import UTC, datetime
 from types import FrameType
+from zoneinfo import ZoneInfo
 
 from .app import prepare
-from .config import Config
+from .config import Config, DigestConfig
+from .delivery import send_all, send_digest
 from .fetching import Fetcher
 from .pipeline import run_cycle
 from .store import utcnow
@@ -25,6 +28,7 @@ logger = logging.getLogger(__name__)
 def run_service(config: Config) -> None:
     from apscheduler.events import EVENT_JOB_ERROR, JobExecutionEvent
     from apscheduler.schedulers.blocking import BlockingScheduler
+    from apscheduler.triggers.cron import CronTrigger
     from apscheduler.triggers.interval import IntervalTrigger
 
     logger.info("starting %s", config.summary())
@@ -47,6 +51,18 @@ def run_service(config: Config) -> None:
             (report.finished_at - report.started_at).total_seconds(),
         )
 
+    titles = {r.id: r.title for r in matcher.ruleset.rules}
+
+    def digest_job(sub: DigestConfig) -> None:
+        outcome = send_digest(config, store, sub, titles)
+        logger.info("digest %s: %s", sub.name, outcome.status)
+
+    def catch_up_digests() -> None:
+        # Digests whose time passed while the service was down go out now.
+        for outcome in send_all(config, store, config.digests, force=False):
+            if outcome.status != "not-due":
+                logger.info("digest %s (catching up): %s", outcome.name, outcome.status)
+
     def on_error(event: JobExecutionEvent) -> None:
         logger.error("job %s failed: %r", event.job_id, event.exception)
 
@@ -63,6 +79,20 @@ def run_service(config: Config) -> None:
         misfire_grace_time=int(tick * 60),
         next_run_time=datetime.now(UTC),
     )
+
+    for sub in config.digests:
+        hour, minute = (int(x) for x in sub.at.split(":"))
+        scheduler.add_job(
+            digest_job,
+            CronTrigger(hour=hour, minute=minute, timezone=ZoneInfo(sub.timezone)),
+            args=[sub],
+            id=f"digest:{sub.name}",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=3600,
+        )
+    if config.digests:
+        scheduler.add_job(catch_up_digests, id="digest-catch-up", next_run_time=datetime.now(UTC))
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         logger.info("signal %s: finishing the running job, then stopping", signal.Signals(signum).name)

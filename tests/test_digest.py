@@ -1,0 +1,394 @@
+"""Digests end to end: a real SMTP server on 127.0.0.1 (aiosmtpd), `tracker poll --once`,
+`tracker digest send` / `preview`, exactly-once delivery across failures and crashes, and
+the HTML digest rendered in headless Chromium."""
+
+from __future__ import annotations
+
+import contextlib
+import email
+import email.policy
+import shutil
+import socket
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from tracker.app import open_store
+from tracker.config import DigestConfig, load_config
+from tracker.delivery import Sender, due, send_digest
+from tracker.digestdb import attach_message, record_run, runs
+from tracker.render import message, segments
+
+from .conftest import HTTPServer, Response
+from .feedkit import HTML_HEADERS, RSS_HEADERS, Entry, page, rss
+from .test_cli import tracker
+
+pytestmark = pytest.mark.slow
+
+# Our own writing: two harbour-board stories; one title carries markup that must show as text.
+TERMINAL = (
+    "Harlan Bay's harbour board voted 7-2 on Monday to spend $86 million expanding the Quayside "
+    "ferry terminal, adding two berths and a covered waiting hall for the island commuter routes.",
+    "Board chair Odile Marchetti said the terminal, built in 1974, now handles three times the "
+    "passengers it was designed for, and that queues on summer mornings regularly spill onto Dock Road.",
+    "Construction is due to start in October and finish in the spring of 2028; the island ferries "
+    "will keep running from a temporary pontoon while the old waiting room is demolished.",
+)
+ENGINEER = (
+    "Harlan Bay's harbour board has suspended its chief engineer, Tobias Renn, pending an inquiry "
+    "into invoices for last winter's breakwater repairs, the board said on Tuesday.",
+    "An external auditor will review roughly $2.3 million in payments to two contractors. Renn, who "
+    "has run the engineering department since 2019, did not respond to a request for comment.",
+    "The board said the inquiry would not delay any of its building projects and named deputy "
+    "engineer Priya Anand as acting head of the department.",
+)
+TRAMS = (
+    "The harbour board also agreed to study a tram link from the Quayside terminal to the old town, "
+    "after councillors said buses on Dock Road could not cope with the extra ferry passengers.",
+    "A consultant's report on the route and its cost is due before the board's summer recess, and "
+    "the board said it would hold two public meetings on the idea in the spring.",
+    "Residents of the Dock Road area have asked for the study for years, citing traffic and noise.",
+)
+MARKUP_TITLE = "Harbour board backs <script>alert('x')</script> ferry terminal <b>expansion</b>"
+RULE = """id = "harbour"
+title = "Harbour board decisions"
+query = 'harbour AND board'
+"""
+
+
+class Inbox:
+    """An aiosmtpd handler that keeps every message it accepts."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self.envelopes: list[tuple[str, list[str]]] = []
+        self.refuse: list[str] = []  #: replies to give (e.g. "451 try later") before accepting
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.refuse:
+            return self.refuse.pop(0)
+        self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))  # type: ignore[arg-type]
+        return "250 OK"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Controller, Inbox]]:
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield controller, inbox
+    finally:
+        with contextlib.suppress(AssertionError):  # a test may have stopped it already
+            controller.stop()
+
+
+def smtp_port(controller: Controller) -> int:
+    return int(controller.port)
+
+
+@pytest.fixture
+def site() -> Iterator[HTTPServer]:
+    server = HTTPServer().start()
+    try:
+        publish(
+            server, [("terminal", MARKUP_TITLE, TERMINAL), ("engineer", "Harbour board suspends engineer", ENGINEER)]
+        )
+        yield server
+    finally:
+        server.stop()
+
+
+def publish(server: HTTPServer, articles: list[tuple[str, str, tuple[str, ...]]]) -> None:
+    entries = []
+    for slug, title, paragraphs in articles:
+        server.routes[f"/{slug}.html"] = Response(body=page(title, paragraphs), headers=HTML_HEADERS)
+        entries.append(Entry(slug=slug, title=title, link=server.url(f"/{slug}.html"), guid=slug))
+    server.routes["/feed.xml"] = Response(body=rss(entries, title="Harlan Bay Gazette"), headers=RSS_HEADERS)
+
+
+def write_config(tmp_path: Path, site: HTTPServer, port: int, extra: str = "") -> Path:
+    rules = tmp_path / "rules"
+    rules.mkdir(exist_ok=True)
+    (rules / "harbour.toml").write_text(RULE, encoding="utf-8")
+    cfg = tmp_path / "tracker.toml"
+    cfg.write_text(
+        f'[database]\nurl = "sqlite:///{tmp_path}/tracker.sqlite"\n\n'
+        f'[rules]\npaths = ["{rules}"]\n\n'
+        f'[[feeds]]\nname = "Gazette"\nurl = "{site.url("/feed.xml")}"\n\n'
+        f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nsender = "tracker@harlan.example"\ntimeout = 5\n\n'
+        '[[digests]]\nname = "harbour desk"\nto = ["desk@harlan.example", "editor@harlan.example"]\n'
+        f'rules = ["harbour"]\nat = "07:00"\ntimezone = "Europe/Berlin"\n{extra}',
+        encoding="utf-8",
+    )
+    return cfg
+
+
+def parts(msg: EmailMessage) -> dict[str, str]:
+    return {part.get_content_type(): part.get_content() for part in msg.walk() if not part.is_multipart()}
+
+
+def db_rows(tmp_path: Path, sql: str) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(tmp_path / "tracker.sqlite") as db:
+        return db.execute(sql).fetchall()
+
+
+def test_digest_is_delivered_once_with_both_parts_and_escaped_markup(
+    tmp_path: Path, site: HTTPServer, smtp: tuple[Controller, Inbox]
+) -> None:
+    controller, inbox = smtp
+    cfg = write_config(tmp_path, site, smtp_port(controller))
+    assert tracker("--config", str(cfg), "poll", "--once").returncode == 0
+
+    sent = tracker("--config", str(cfg), "digest", "send", "--now")
+    assert sent.returncode == 0, sent.stderr
+    assert "harbour desk: sent 2 stories" in sent.stdout
+    assert len(inbox.messages) == 1
+    msg = inbox.messages[0]
+    assert inbox.envelopes[0] == ("tracker@harlan.example", ["desk@harlan.example", "editor@harlan.example"])
+    assert msg.get_content_type() == "multipart/alternative"
+    assert "2 new developments in 1 topic" in msg["Subject"]
+    assert datetime.now(UTC).strftime("%Y-%m-") in msg["Subject"]
+    for header in ("From", "To", "Date", "Message-ID", "List-Id"):
+        assert msg[header], header
+    body = parts(msg)
+    html, text = body["text/html"], body["text/plain"]
+    # The title's markup is text: escaped in the HTML, verbatim in the plain part.
+    assert "<script>alert" not in html and "&lt;script&gt;alert(" in html
+    assert "<b>expansion</b>" not in html and "&lt;b&gt;expansion&lt;/b&gt;" in html
+    assert "<script>alert('x')</script>" in text
+    assert "Harbour board decisions" in html and "NEW" in html
+    assert "[NEW]" in text and "Why: rule harbour matched" in text
+    assert "[harbour]" in text.lower() or "[Harbour]" in text  # matched terms highlighted
+    assert "CET" in text or "CEST" in text  # times in the subscriber's timezone
+
+    again = tracker("--config", str(cfg), "digest", "send", "--now")
+    assert again.returncode == 0
+    assert "nothing new" in again.stdout
+    assert len(inbox.messages) == 1
+    assert [r[0] for r in db_rows(tmp_path, "SELECT status FROM digest_runs ORDER BY id")] == ["sent", "empty"]
+
+    # A new story arrives: the next digest carries it alone.
+    publish(
+        site,
+        [
+            ("terminal", MARKUP_TITLE, TERMINAL),
+            ("engineer", "Harbour board suspends engineer", ENGINEER),
+            ("trams", "Harbour board to study Quayside tram link", TRAMS),
+        ],
+    )
+    assert tracker("--config", str(cfg), "poll", "--once").returncode == 0
+    third = tracker("--config", str(cfg), "digest", "send", "--now")
+    assert third.returncode == 0, third.stderr
+    assert len(inbox.messages) == 2
+    latest = parts(inbox.messages[1])["text/plain"]
+    assert "tram link" in latest and "suspends engineer" not in latest
+
+
+def test_smtp_down_fails_cleanly_and_the_next_run_delivers(
+    tmp_path: Path, site: HTTPServer, smtp: tuple[Controller, Inbox]
+) -> None:
+    controller, inbox = smtp
+    port = smtp_port(controller)
+    cfg = write_config(tmp_path, site, port)
+    cfg.write_text(cfg.read_text().replace("timeout = 5\n", "timeout = 5\nbackoff = 0.1\n"))
+    assert tracker("--config", str(cfg), "poll", "--once").returncode == 0
+    controller.stop()
+
+    down = tracker("--config", str(cfg), "digest", "send", "--now")
+    assert down.returncode == 1
+    assert "FAILED" in down.stdout and "127.0.0.1" in down.stdout
+    status, error, attempts = db_rows(tmp_path, "SELECT status, error, attempts FROM digest_runs")[0]
+    assert status == "failed" and f"127.0.0.1:{port}" in error and attempts == 3
+    assert db_rows(tmp_path, "SELECT count(*) FROM digest_deliveries") == [(0,)]  # items released
+
+    restarted = Controller(inbox, hostname="127.0.0.1", port=port)
+    restarted.start()
+    try:
+        up = tracker("--config", str(cfg), "digest", "send", "--now")
+        assert up.returncode == 0, up.stdout + up.stderr
+    finally:
+        restarted.stop()
+    assert len(inbox.messages) == 1
+    assert "2 new developments" in inbox.messages[0]["Subject"]
+
+
+def test_transient_refusal_is_retried(tmp_path: Path, site: HTTPServer, smtp: tuple[Controller, Inbox]) -> None:
+    controller, inbox = smtp
+    cfg = write_config(tmp_path, site, smtp_port(controller))
+    assert tracker("--config", str(cfg), "poll", "--once").returncode == 0
+    inbox.refuse = ["451 4.3.0 try again later"]
+    config = load_config(str(cfg))
+    waits: list[float] = []
+    outcome = send_digest(
+        config,
+        open_store(config),
+        config.digests[0],
+        {"harbour": "Harbour board decisions"},
+        sender=Sender(attempts=3, backoff=0.5, sleep=waits.append),
+    )
+    assert outcome.status == "sent"
+    assert waits == [0.5] and len(inbox.messages) == 1
+    assert runs(open_store(config).engine)[0]["attempts"] == 2
+
+
+def test_permanent_refusal_is_not_retried(tmp_path: Path, site: HTTPServer, smtp: tuple[Controller, Inbox]) -> None:
+    controller, inbox = smtp
+    cfg = write_config(tmp_path, site, smtp_port(controller))
+    assert tracker("--config", str(cfg), "poll", "--once").returncode == 0
+    inbox.refuse = ["554 5.7.1 rejected"]
+    config = load_config(str(cfg))
+    waits: list[float] = []
+    outcome = send_digest(
+        config,
+        open_store(config),
+        config.digests[0],
+        {"harbour": "Harbour board decisions"},
+        sender=Sender(sleep=waits.append),
+    )
+    assert outcome.status == "failed" and "554" in (outcome.error or "")
+    assert waits == [] and inbox.messages == []
+
+
+def test_crash_after_sending_resends_the_same_message_not_a_new_digest(
+    tmp_path: Path, site: HTTPServer, smtp: tuple[Controller, Inbox]
+) -> None:
+    controller, inbox = smtp
+    cfg = write_config(tmp_path, site, smtp_port(controller))
+    assert tracker("--config", str(cfg), "poll", "--once").returncode == 0
+    config = load_config(str(cfg))
+    store = open_store(config)
+    sub = config.digests[0]
+    titles = {"harbour": "Harbour board decisions"}
+    # What a run that died after recording (and perhaps sending) leaves behind.
+    from tracker.delivery import compose
+
+    now = datetime.now(UTC)
+    digest, floor = compose(config, store, sub, titles, now)
+    run_id = record_run(
+        store.engine, sub.name, since=floor, now=now, recipients=sub.to, deliveries=digest.deliveries, n_stories=2
+    )
+    msg = message(digest, sender=config.smtp.sender, to=sub.to, msgid_key=f"digest-{run_id}")
+    attach_message(store.engine, run_id, str(msg["Message-ID"]), str(msg["Subject"]), msg.as_bytes())
+
+    outcome = send_digest(config, store, sub, titles, sender=Sender(sleep=lambda _: None))
+    assert outcome.resent == 1 and outcome.status == "empty"  # its items are not sent in another digest
+    assert len(inbox.messages) == 1
+    assert inbox.messages[0]["Message-ID"] == msg["Message-ID"]
+    assert [r["status"] for r in runs(store.engine)] == ["sent", "empty"]
+
+
+def test_preview_writes_three_files_and_records_nothing(tmp_path: Path, site: HTTPServer) -> None:
+    cfg = write_config(tmp_path, site, 9)
+    assert tracker("--config", str(cfg), "poll", "--once").returncode == 0
+    out = tmp_path / "preview"
+    shown = tracker("--config", str(cfg), "digest", "preview", "--out", str(out), "--since", "2000-01-01")
+    assert shown.returncode == 0, shown.stderr
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["harbour-desk.eml", "harbour-desk.html", "harbour-desk.txt"]
+    eml = email.message_from_bytes((out / "harbour-desk.eml").read_bytes(), policy=email.policy.default)
+    assert eml.get_content_type() == "multipart/alternative"
+    assert db_rows(tmp_path, "SELECT count(*) FROM digest_runs") == [(0,)]
+
+    unknown = tracker("--config", str(cfg), "digest", "preview", "--out", str(out), "--name", "nope")
+    assert unknown.returncode == 2 and "nope" in unknown.stderr and "harbour desk" in unknown.stderr
+
+
+def test_segments_never_produce_markup() -> None:
+    pieces = segments("Board <b>votes</b> on the harbour plan", ["harbour", "board"])
+    assert pieces == [("Board", True), (" <b>votes</b> on the ", False), ("harbour", True), (" plan", False)]
+    assert segments("nothing here", []) == [("nothing here", False)]
+
+
+@pytest.mark.parametrize(
+    ("now", "last", "expected"),
+    [
+        ("2026-03-02T05:30:00+00:00", None, True),  # never sent
+        ("2026-03-02T05:30:00+00:00", "2026-03-01T06:01:00+00:00", False),  # 06:30 Berlin, before 07:00
+        ("2026-03-02T06:05:00+00:00", "2026-03-01T06:01:00+00:00", True),  # 07:05 Berlin
+        ("2026-03-02T06:05:00+00:00", "2026-03-02T06:01:00+00:00", False),  # already sent today
+    ],
+)
+def test_due_uses_the_subscription_timezone(now: str, last: str | None, expected: bool) -> None:
+    sub = DigestConfig(name="d", to=("a@b.example",), at="07:00", timezone="Europe/Berlin")
+    when = datetime.fromisoformat(now)
+    assert due(sub, when, datetime.fromisoformat(last) if last else None) is expected
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (.ci/run installs Debian's chromium)")
+def test_html_digest_renders_in_headless_chromium(tmp_path: Path, site: HTTPServer) -> None:
+    cfg = write_config(tmp_path, site, 9)
+    assert tracker("--config", str(cfg), "poll", "--once").returncode == 0
+    out = tmp_path / "preview"
+    assert (
+        tracker("--config", str(cfg), "digest", "preview", "--out", str(out), "--since", "2000-01-01").returncode == 0
+    )
+    html = out / "harbour-desk.html"
+    shot = Path(__file__).resolve().parent.parent / "build" / "digest.png"
+    shot.parent.mkdir(exist_ok=True)
+    shot.unlink(missing_ok=True)
+    assert CHROMIUM is not None
+    result = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'chromium'}",
+            "--hide-scrollbars",
+            "--window-size=720,1100",
+            f"--screenshot={shot}",
+            html.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shot.exists(), result.stderr
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert shot.stat().st_size > 10_000  # a page with content, not a blank frame
+    # The page has no script to run: the escaped title stays text.
+    dom = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--user-data-dir={tmp_path / 'c2'}",
+            "--dump-dom",
+            html.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    assert "&lt;script&gt;alert" in dom and "<script>alert" not in dom
+
+
+def test_times_are_timezone_aware() -> None:
+    from tracker.render import local
+
+    when = datetime(2026, 7, 1, 5, 0, tzinfo=UTC)
+    assert local(when, "Europe/Berlin").endswith("07:00 CEST")
+    assert local(when + timedelta(days=180), "America/New_York").endswith("EST")

@@ -1,0 +1,235 @@
+"""Sending digests exactly once: build, record in the outbox, send, confirm.
+
+1. Any run of the subscription still ``pending`` (the process died between recording and
+   confirming) is sent again first — the stored message byte for byte, with the same
+   Message-ID, so a server or mail client that already has it can drop the copy. Its
+   stories are never put in a second, different digest.
+2. The new digest is built from the matches the subscription has not received; the run
+   and its (item, topic) pairs are recorded in one transaction, the message rendered and
+   stored with the run, then sent.
+3. Sent: the run is confirmed. Failed: the error is recorded and the pairs are released, so
+   the next run carries them. A crash between 2 and 3 leaves the run pending: step 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.policy import SMTP as SMTP_POLICY
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.exc import IntegrityError
+
+from .config import Config, DigestConfig
+from .digest import Digest, build_digest
+from .digestdb import attach_message, first_since, last_sent, mark_failed, mark_sent, record_run, unsent
+from .errors import ConfigError
+from .mail import MailError, send
+from .render import message, render
+from .store import Store, utcnow
+
+logger = logging.getLogger(__name__)
+
+FIRST_DIGEST_LOOKBACK = timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    name: str
+    status: str  #: "sent", "empty" (nothing new; nothing sent), "failed" or "busy" (another run holds it)
+    run_id: int | None = None
+    stories: int = 0
+    items: int = 0
+    error: str | None = None
+    resent: int = 0  #: earlier runs sent again after an interruption
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    """How to send: the retry policy (default: ``[smtp] attempts`` and ``backoff``) and the
+    clock to wait with."""
+
+    attempts: int | None = None
+    backoff: float | None = None
+    sleep: Callable[[float], None] = time.sleep
+
+    def deliver(self, config: Config, data: bytes, recipients: Sequence[str]) -> int:
+        return send(
+            config.smtp,
+            data,
+            sender=config.smtp.sender,
+            recipients=recipients,
+            attempts=self.attempts if self.attempts is not None else config.smtp.attempts,
+            backoff=self.backoff if self.backoff is not None else config.smtp.backoff,
+            sleep=self.sleep,
+        )
+
+
+def subscriptions(config: Config, name: str | None) -> list[DigestConfig]:
+    subs = [d for d in config.digests if name is None or d.name == name]
+    if name is not None and not subs:
+        known = ", ".join(d.name for d in config.digests) or "none configured"
+        raise ConfigError(f"no digest named {name!r} ([[digests]]: {known})", path=str(config.path or "defaults"))
+    return subs
+
+
+def check_rules(config: Config, sub: DigestConfig, rule_titles: Mapping[str, str]) -> None:
+    unknown = [r for r in sub.rules if r != "*" and r not in rule_titles]
+    if unknown:
+        raise ConfigError(
+            f"digest {sub.name!r} names unknown rules {', '.join(unknown)} (known: {', '.join(sorted(rule_titles))})",
+            path=str(config.path or "defaults"),
+            key="digests.rules",
+        )
+
+
+def compose(
+    config: Config,
+    store: Store,
+    sub: DigestConfig,
+    rule_titles: Mapping[str, str],
+    now: datetime,
+    since: datetime | None = None,
+) -> tuple[Digest, datetime]:
+    """The digest ``sub`` gets now, and the floor it looked from."""
+    check_rules(config, sub, rule_titles)
+    floor = since or first_since(store.engine, sub.name) or now - FIRST_DIGEST_LOOKBACK
+    digest = build_digest(
+        store,
+        sub,
+        rule_titles,
+        since=floor,
+        now=now,
+        last_sent=None if since else last_sent(store.engine, sub.name),
+        config_path=str(config.path) if config.path else None,
+    )
+    return digest, floor
+
+
+def send_digest(
+    config: Config,
+    store: Store,
+    sub: DigestConfig,
+    rule_titles: Mapping[str, str],
+    *,
+    now: datetime | None = None,
+    sender: Sender = Sender(),
+) -> Outcome:
+    now = now or utcnow()
+    resent = _resend_interrupted(config, store, sub, sender)
+    digest, floor = compose(config, store, sub, rule_titles, now)
+    stories = sum(len(t.entries) + t.left_out for t in digest.topics)
+    if digest.empty and not sub.send_empty:
+        record_run(
+            store.engine, sub.name, since=floor, now=now, recipients=sub.to, deliveries=(), n_stories=0, status="empty"
+        )
+        logger.info("digest %s: nothing new", sub.name)
+        return Outcome(sub.name, "empty", resent=resent)
+    try:
+        run_id = record_run(
+            store.engine,
+            sub.name,
+            since=floor,
+            now=now,
+            recipients=sub.to,
+            deliveries=digest.deliveries,
+            n_stories=stories,
+        )
+    except IntegrityError:
+        return Outcome(sub.name, "busy", error="another digest run claimed these items", resent=resent)
+    msg = message(digest, sender=config.smtp.sender, to=sub.to, msgid_key=f"digest-{run_id}")
+    data = msg.as_bytes(policy=SMTP_POLICY)  # CRLF line ends, as SMTP wants them; stored as sent
+    attach_message(store.engine, run_id, str(msg["Message-ID"]), str(msg["Subject"]), data)
+    try:
+        attempts = sender.deliver(config, data, sub.to)
+    except MailError as exc:
+        mark_failed(store.engine, run_id, str(exc), exc.attempts)
+        logger.error("digest %s: run %d failed: %s", sub.name, run_id, exc)
+        return Outcome(sub.name, "failed", run_id, stories, len({i for i, _ in digest.deliveries}), str(exc), resent)
+    mark_sent(store.engine, run_id, utcnow(), attempts)
+    logger.info("digest %s: run %d sent to %s (%s)", sub.name, run_id, ", ".join(sub.to), digest.summary)
+    return Outcome(sub.name, "sent", run_id, stories, len({i for i, _ in digest.deliveries}), resent=resent)
+
+
+def _resend_interrupted(config: Config, store: Store, sub: DigestConfig, sender: Sender) -> int:
+    done = 0
+    for run in unsent(store.engine, sub.name):
+        if not run["message"]:
+            # Died before the message was stored: it was never sent. Release its items.
+            mark_failed(store.engine, run["id"], "interrupted before sending", 0)
+            continue
+        recipients = [r.strip() for r in run["recipients"].split(",") if r.strip()]
+        try:
+            attempts = sender.deliver(config, run["message"], recipients)
+        except MailError as exc:
+            mark_failed(store.engine, run["id"], f"resend after interruption: {exc}", exc.attempts)
+            continue
+        mark_sent(store.engine, run["id"], utcnow(), attempts)
+        logger.warning("digest %s: run %d was interrupted; sent again as %s", sub.name, run["id"], run["message_id"])
+        done += 1
+    return done
+
+
+def preview(
+    config: Config,
+    store: Store,
+    sub: DigestConfig,
+    rule_titles: Mapping[str, str],
+    out: Path,
+    *,
+    since: datetime | None = None,
+    now: datetime | None = None,
+) -> list[Path]:
+    """Write NAME.html, NAME.txt and NAME.eml as the digest would be sent now; record nothing."""
+    now = now or utcnow()
+    digest, _ = compose(config, store, sub, rule_titles, now, since)
+    html, text = render(digest)
+    msg = message(digest, sender=config.smtp.sender, to=sub.to, msgid_key=f"preview-{sub.name}")
+    out.mkdir(parents=True, exist_ok=True)
+    stem = "".join(c if c.isalnum() or c in "-_" else "-" for c in sub.name)
+    paths = [out / f"{stem}.html", out / f"{stem}.txt", out / f"{stem}.eml"]
+    paths[0].write_text(html, encoding="utf-8")
+    paths[1].write_text(text, encoding="utf-8")
+    paths[2].write_bytes(msg.as_bytes())
+    return paths
+
+
+def due(sub: DigestConfig, now: datetime, last: datetime | None) -> bool:
+    """Has the subscription's time today (in its timezone) passed since its last digest?"""
+    zone = ZoneInfo(sub.timezone)
+    local_now = now.astimezone(zone)
+    hour, minute = (int(x) for x in sub.at.split(":"))
+    scheduled = local_now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    if scheduled > local_now:
+        scheduled -= timedelta(days=1)
+    return last is None or last < scheduled
+
+
+def rule_titles_of(config: Config) -> dict[str, str]:
+    from .rules import load_rules
+
+    return {r.id: r.title for r in load_rules(config.rule_paths).rules}
+
+
+def send_all(
+    config: Config,
+    store: Store,
+    names: Sequence[DigestConfig],
+    *,
+    force: bool,
+    sender: Sender = Sender(),
+    now: datetime | None = None,
+) -> list[Outcome]:
+    titles = rule_titles_of(config)
+    now = now or utcnow()
+    out = []
+    for sub in names:
+        if not force and not due(sub, now, last_sent(store.engine, sub.name)):
+            out.append(Outcome(sub.name, "not-due"))
+            continue
+        out.append(send_digest(config, store, sub, titles, now=now, sender=sender))
+    return out
