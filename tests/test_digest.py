@@ -8,9 +8,11 @@ import contextlib
 import email
 import email.policy
 import shutil
+import signal
 import socket
 import sqlite3
 import subprocess
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -392,3 +394,42 @@ def test_times_are_timezone_aware() -> None:
     when = datetime(2026, 7, 1, 5, 0, tzinfo=UTC)
     assert local(when, "Europe/Berlin").endswith("07:00 CEST")
     assert local(when + timedelta(days=180), "America/New_York").endswith("EST")
+
+
+@pytest.mark.parametrize(
+    ("tz", "now", "fires"),
+    [
+        ("Europe/Berlin", "2026-01-15T12:00:00+00:00", "2026-01-16T06:00:00+00:00"),  # CET: UTC+1
+        ("Europe/Berlin", "2026-07-15T12:00:00+00:00", "2026-07-16T05:00:00+00:00"),  # CEST: UTC+2
+        ("America/New_York", "2026-03-07T13:00:00+00:00", "2026-03-08T11:00:00+00:00"),  # DST starts that day
+    ],
+)
+def test_the_service_schedules_each_digest_at_its_local_time(tz: str, now: str, fires: str) -> None:
+    from tracker.service import digest_trigger
+
+    trigger = digest_trigger(DigestConfig(name="d", to=("a@b.example",), at="07:00", timezone=tz))
+    assert trigger.get_next_fire_time(None, datetime.fromisoformat(now)) == datetime.fromisoformat(fires)
+
+
+def test_the_service_sends_a_digest_that_fell_due_while_it_was_down(
+    tmp_path: Path, site: HTTPServer, smtp: tuple[Controller, Inbox]
+) -> None:
+    from .test_service import start_run
+
+    controller, inbox = smtp
+    cfg = write_config(tmp_path, site, smtp_port(controller))
+    assert tracker("--config", str(cfg), "poll", "--once").returncode == 0
+    proc = start_run(cfg)
+    try:
+        deadline = time.monotonic() + 60
+        while not inbox.messages and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert len(inbox.messages) == 1 and "2 new developments" in inbox.messages[0]["Subject"]
+    assert "catching up" in err

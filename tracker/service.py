@@ -12,6 +12,7 @@ import logging
 import signal
 from datetime import UTC, datetime
 from types import FrameType
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from .app import prepare
@@ -25,10 +26,17 @@ from .workers import Extractor
 logger = logging.getLogger(__name__)
 
 
+def digest_trigger(sub: DigestConfig) -> Any:
+    """Every day at the subscription's ``at``, in its own timezone (DST included)."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    hour, minute = (int(x) for x in sub.at.split(":"))
+    return CronTrigger(hour=hour, minute=minute, timezone=ZoneInfo(sub.timezone))
+
+
 def run_service(config: Config) -> None:
     from apscheduler.events import EVENT_JOB_ERROR, JobExecutionEvent
     from apscheduler.schedulers.blocking import BlockingScheduler
-    from apscheduler.triggers.cron import CronTrigger
     from apscheduler.triggers.interval import IntervalTrigger
 
     logger.info("starting %s", config.summary())
@@ -81,10 +89,9 @@ def run_service(config: Config) -> None:
     )
 
     for sub in config.digests:
-        hour, minute = (int(x) for x in sub.at.split(":"))
         scheduler.add_job(
             digest_job,
-            CronTrigger(hour=hour, minute=minute, timezone=ZoneInfo(sub.timezone)),
+            digest_trigger(sub),
             args=[sub],
             id=f"digest:{sub.name}",
             max_instances=1,
