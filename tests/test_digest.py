@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import sqlite3
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -433,3 +434,147 @@ def test_the_service_sends_a_digest_that_fell_due_while_it_was_down(
     assert proc.returncode == 0, err
     assert len(inbox.messages) == 1 and "2 new developments" in inbox.messages[0]["Subject"]
     assert "catching up" in err
+
+
+# -- TLS, login, updates, source health ------------------------------------------------------
+
+
+def _config_for(tmp_path: Path, site: HTTPServer, port: int, smtp_extra: str) -> Path:
+    cfg = write_config(tmp_path, site, port)
+    cfg.write_text(cfg.read_text().replace("timeout = 5\n", f"timeout = 5\nbackoff = 0.1\n{smtp_extra}"))
+    return cfg
+
+
+@pytest.mark.parametrize("mode", ["starttls", "ssl"])
+def test_tls_to_a_server_with_a_private_ca(tmp_path: Path, site: HTTPServer, mode: str) -> None:
+    import trustme
+
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    inbox = Inbox()
+    port = free_port()
+    if mode == "starttls":
+        controller = Controller(inbox, hostname="127.0.0.1", port=port, tls_context=server_ctx, require_starttls=True)
+    else:
+        controller = Controller(
+            inbox, hostname="127.0.0.1", port=port, ssl_context=server_ctx, server_hostname="127.0.0.1"
+        )
+    controller.start()
+    try:
+        cfg = _config_for(tmp_path, site, port, f'{mode} = true\nca_file = "{ca_file}"\n')
+        assert tracker("--config", str(cfg), "poll", "--once").returncode == 0
+        sent = tracker("--config", str(cfg), "digest", "send", "--now")
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        assert len(inbox.messages) == 1
+        # Without the CA the certificate is not trusted: a clean failure, items kept.
+        (tmp_path / "other").mkdir()
+        untrusting = _config_for(tmp_path / "other", site, port, f"{mode} = true\n")
+        assert tracker("--config", str(untrusting), "poll", "--once").returncode == 0
+        refused = tracker("--config", str(untrusting), "digest", "send", "--now")
+        assert refused.returncode == 1 and "CERTIFICATE_VERIFY_FAILED" in refused.stdout
+    finally:
+        controller.stop()
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
+def test_login_with_the_password_from_the_environment(tmp_path: Path, site: HTTPServer) -> None:
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    seen: list[tuple[str, str]] = []
+
+    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+        assert isinstance(data, LoginPassword)
+        seen.append((data.login.decode(), data.password.decode()))
+        return AuthResult(success=data.password == b"s3cret")
+
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(
+        inbox,
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=authenticator,
+        auth_required=True,
+        auth_require_tls=False,
+    )
+    controller.start()
+    try:
+        cfg = _config_for(
+            tmp_path, site, port, 'username = "desk"\npassword_env = "HARBOUR_SMTP_PASSWORD"\nattempts = 1\n'
+        )
+        assert tracker("--config", str(cfg), "poll", "--once").returncode == 0
+        wrong = tracker("--config", str(cfg), "digest", "send", "--now", env={"HARBOUR_SMTP_PASSWORD": "nope"})
+        assert wrong.returncode == 1 and "FAILED" in wrong.stdout
+        missing = tracker("--config", str(cfg), "digest", "send", "--now")
+        assert missing.returncode == 1 and "HARBOUR_SMTP_PASSWORD" in missing.stdout
+        right = tracker("--config", str(cfg), "digest", "send", "--now", env={"HARBOUR_SMTP_PASSWORD": "s3cret"})
+        assert right.returncode == 0, right.stdout + right.stderr
+    finally:
+        controller.stop()
+    assert len(inbox.messages) == 1 and ("desk", "s3cret") in seen
+
+
+REWRITE = (
+    "Commuters to the islands will get a bigger Quayside terminal: Harlan Bay's harbour board "
+    "approved an $86 million expansion on Monday by seven votes to two.",
+    "The plan adds two berths and a covered hall. Chair Odile Marchetti said the 1974 building was "
+    "serving triple the passengers it was meant for, with summer queues backing onto Dock Road.",
+    "Work starts in October and should be done by spring 2028, with a temporary pontoon in use meanwhile.",
+)
+
+
+def test_a_later_report_of_a_delivered_story_is_an_update(
+    tmp_path: Path, site: HTTPServer, smtp: tuple[Controller, Inbox]
+) -> None:
+    controller, inbox = smtp
+    cfg = write_config(tmp_path, site, smtp_port(controller))
+    assert tracker("--config", str(cfg), "poll", "--once").returncode == 0
+    assert tracker("--config", str(cfg), "digest", "send", "--now").returncode == 0
+    publish(
+        site,
+        [
+            ("terminal", MARKUP_TITLE, TERMINAL),
+            ("engineer", "Harbour board suspends engineer", ENGINEER),
+            ("rewrite", "Islanders to get larger Quayside terminal after board vote", REWRITE),
+        ],
+    )
+    assert tracker("--config", str(cfg), "poll", "--once").returncode == 0
+    assert tracker("--config", str(cfg), "digest", "send", "--now").returncode == 0
+    assert len(inbox.messages) == 2
+    second = inbox.messages[1]
+    assert "0 new developments in 1 topic, and 1 update" in second["Subject"]
+    text = parts(second)["text/plain"]
+    assert "[UPDATE]" in text and "[NEW]" not in text
+
+
+def test_source_health_names_failing_and_silent_feeds(
+    tmp_path: Path, site: HTTPServer, smtp: tuple[Controller, Inbox]
+) -> None:
+    controller, _ = smtp
+    cfg = write_config(tmp_path, site, smtp_port(controller))
+    cfg.write_text(cfg.read_text() + '\n[[feeds]]\nname = "Dead Wire"\nurl = "http://127.0.0.1:9/feed.xml"\n')
+    assert tracker("--config", str(cfg), "poll", "--once").returncode == 0
+    # The gazette's history: an item a day for a week, the last one ten days ago.
+    with sqlite3.connect(tmp_path / "tracker.sqlite") as db:
+        (gazette,) = db.execute("SELECT id FROM feeds WHERE name = 'Gazette'").fetchone()
+        db.execute("DELETE FROM item_sources WHERE feed_id = ?", (gazette,))
+        for day in range(10, 17):
+            seen = (datetime.now(UTC) - timedelta(days=day)).strftime("%Y-%m-%d %H:%M:%S.%f")
+            db.execute(
+                "INSERT INTO items (url, title, text, text_source, text_hash, fetched_at)"
+                " VALUES (?, ?, '', 'none', ?, ?)",
+                (f"https://gazette.example/{day}", f"Old news {day}", f"h{day}", seen),
+            )
+            db.execute(
+                "INSERT INTO item_sources (item_id, feed_id, seen_at) VALUES ((SELECT max(id) FROM items), ?, ?)",
+                (gazette, seen),
+            )
+    out = tmp_path / "preview"
+    assert tracker("--config", str(cfg), "digest", "preview", "--out", str(out)).returncode == 0
+    text = (out / "harbour-desk.txt").read_text()
+    health = text.split("== Source health ==")[1]
+    assert "failing: Dead Wire" in health and "network" in health.lower()
+    assert "silent: Gazette" in health and "no new item for 10 days (usually one every 24 h)" in health

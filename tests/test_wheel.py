@@ -43,6 +43,7 @@ def test_wheel_contents(wheel: Path) -> None:
     ):
         assert f"tracker/_bundled/rules/{topic}.toml" in names
     assert "tracker/_bundled/migrations/env.py" in names
+    assert {"tracker/templates/digest.html.j2", "tracker/templates/digest.txt.j2"} <= names
     assert any(n.startswith("tracker/_bundled/migrations/versions/") for n in names)
     assert "tracker/demo/articles.json" in names
     assert "tracker/default_feeds.toml" in names

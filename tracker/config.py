@@ -55,6 +55,7 @@ class SmtpConfig:
     password_env: str | None = None
     sender: str = "newstracker@localhost"
     timeout: float = 30.0
+    ca_file: str | None = None  #: a private CA to trust for TLS (else the system's)
     attempts: int = 3  #: tries per message; transient failures only
     backoff: float = 2.0  #: seconds before the second try, doubling after
 

@@ -71,7 +71,7 @@ def send(
 
 
 def _send_once(smtp: SmtpConfig, data: bytes, sender: str, recipients: Sequence[str]) -> None:
-    context = ssl.create_default_context()
+    context = ssl.create_default_context(cafile=smtp.ca_file or None)
     client: smtplib.SMTP
     if smtp.ssl:
         client = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=smtp.timeout, context=context)
