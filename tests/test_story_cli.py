@@ -116,6 +116,7 @@ def test_stories_group_copies_and_rewrites_not_other_events(tmp_path: Path, outl
     cfg = _config(tmp_path, outlets)
     polled = tracker("--config", str(cfg), "poll", "--once", cwd=tmp_path)
     assert polled.returncode == 0, polled.stderr
+    assert "Stories: 2 new, 1 update of known stories, 1 near-duplicate copy" in polled.stdout
 
     listed = tracker("--config", str(cfg), "stories", "--json", cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr

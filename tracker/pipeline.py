@@ -122,6 +122,7 @@ class Cycle:
         self.poll = poll
         self.clock = clock
         self.topics: dict[str, list[str]] = {}
+        self.roles: dict[str, int] = {}
         self._threads = ThreadPoolExecutor(max(1, fetcher.config.concurrency), thread_name_prefix="fetch")
         self._pending: dict[Future[Any], tuple[str, Any]] = {}
         self._backlog: deque[_ArticleWork] = deque()
@@ -145,7 +146,9 @@ class Cycle:
         finally:
             self._threads.shutdown(wait=True, cancel_futures=True)
         reports = tuple(self._report(w) for w in works)
-        return CycleReport(started_at=started, finished_at=self.clock(), feeds=reports, topics=self.topics)
+        return CycleReport(
+            started_at=started, finished_at=self.clock(), feeds=reports, topics=self.topics, roles=self.roles
+        )
 
     # -- event loop -----------------------------------------------------------------------
 
@@ -288,6 +291,8 @@ class Cycle:
         )
         if created:
             self.grouper.placed(item_id, placement)
+            role = placement.assignment.role
+            self.roles[role] = self.roles.get(role, 0) + 1
             work.new += 1
             for m in matches:
                 self.topics.setdefault(m.rule, []).append(article.title)

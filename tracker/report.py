@@ -31,6 +31,10 @@ def _cell(v: Any) -> str:
     return text if len(text) <= 60 else text[:59] + "…"
 
 
+def _n(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
 def _is_num(v: str) -> bool:
     return v.replace(".", "", 1).isdigit() or v == "-"
 
@@ -45,6 +49,12 @@ def cycle_summary(report: CycleReport, *, top: int = 3) -> str:
         f"\n{len(report.feeds)} feeds, {report.new_items} new articles, "
         f"{len(report.failed)} failed feeds in {seconds:.1f}s"
     )
+    if report.roles:
+        r = report.roles
+        parts.append(
+            f"Stories: {r.get('new', 0)} new, {_n(r.get('update', 0), 'update')} of known stories, "
+            f"{_n(r.get('copy', 0), 'near-duplicate copy', 'near-duplicate copies')}"
+        )
     if report.topics:
         parts.append("\nTopics (new articles this cycle):")
         for rule_id, titles in sorted(report.topics.items(), key=lambda kv: (-len(kv[1]), kv[0])):

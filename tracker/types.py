@@ -170,6 +170,7 @@ class CycleReport:
     finished_at: datetime
     feeds: tuple[FeedReport, ...] = field(default_factory=tuple)
     topics: dict[str, list[str]] = field(default_factory=dict)  #: rule id -> new item titles
+    roles: dict[str, int] = field(default_factory=dict)  #: story role ("new", "update", "copy") -> new items
 
     @property
     def failed(self) -> tuple[FeedReport, ...]:
