@@ -578,3 +578,27 @@ def test_source_health_names_failing_and_silent_feeds(
     health = text.split("== Source health ==")[1]
     assert "failing: Dead Wire" in health and "network" in health.lower()
     assert "silent: Gazette" in health and "no new item for 10 days (usually one every 24 h)" in health
+
+
+def test_max_stories_says_how_many_were_left_out_and_min_score_filters(
+    tmp_path: Path, site: HTTPServer, smtp: tuple[Controller, Inbox]
+) -> None:
+    controller, inbox = smtp
+    cfg = write_config(tmp_path, site, smtp_port(controller))
+    cfg.write_text(cfg.read_text() + "max_stories = 1\n")
+    assert tracker("--config", str(cfg), "poll", "--once").returncode == 0
+    assert tracker("--config", str(cfg), "digest", "send", "--now").returncode == 0
+    text = parts(inbox.messages[0])["text/plain"]
+    assert text.count("[NEW]") == 1
+    assert "1 more story in this topic not shown." in text
+    # The story left out was reported as left out: it is not sent again.
+    assert db_rows(tmp_path, "SELECT count(*) FROM digest_deliveries") == [(2,)]
+    assert "nothing new" in tracker("--config", str(cfg), "digest", "send", "--now").stdout
+
+    strict = tmp_path / "strict"
+    strict.mkdir()
+    cfg2 = write_config(strict, site, smtp_port(controller))
+    cfg2.write_text(cfg2.read_text() + "min_score = 99\n")
+    assert tracker("--config", str(cfg2), "poll", "--once").returncode == 0
+    assert "nothing new" in tracker("--config", str(cfg2), "digest", "send", "--now").stdout
+    assert len(inbox.messages) == 1
