@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -288,11 +289,16 @@ def test_crash_after_sending_resends_the_same_message_not_a_new_digest(
     msg = message(digest, sender=config.smtp.sender, to=sub.to, msgid_key=f"digest-{run_id}")
     attach_message(store.engine, run_id, str(msg["Message-ID"]), str(msg["Subject"]), msg.as_bytes())
 
-    outcome = send_digest(config, store, sub, titles, sender=Sender(sleep=lambda _: None))
-    assert outcome.resent == 1 and outcome.status == "empty"  # its items are not sent in another digest
+    # While its send could still be running elsewhere, the run is left alone...
+    busy = send_digest(config, store, sub, titles, now=now + timedelta(seconds=5), sender=Sender(sleep=lambda _: None))
+    assert busy.resent == 0 and busy.status == "empty" and inbox.messages == []
+    # ...once it cannot be, it is sent again as it was, and its items go in no other digest.
+    later = now + timedelta(hours=1)
+    outcome = send_digest(config, store, sub, titles, now=later, sender=Sender(sleep=lambda _: None))
+    assert outcome.resent == 1 and outcome.status == "empty"
     assert len(inbox.messages) == 1
     assert inbox.messages[0]["Message-ID"] == msg["Message-ID"]
-    assert [r["status"] for r in runs(store.engine)] == ["sent", "empty"]
+    assert [r["status"] for r in runs(store.engine)] == ["sent", "empty", "empty"]
 
 
 def test_preview_writes_three_files_and_records_nothing(tmp_path: Path, site: HTTPServer) -> None:
@@ -602,3 +608,97 @@ def test_max_stories_says_how_many_were_left_out_and_min_score_filters(
     assert tracker("--config", str(cfg2), "poll", "--once").returncode == 0
     assert "nothing new" in tracker("--config", str(cfg2), "digest", "send", "--now").stdout
     assert len(inbox.messages) == 1
+
+
+def test_a_failed_resend_keeps_the_run_and_its_items_pending(tmp_path: Path, site: HTTPServer) -> None:
+    cfg = _config_for(tmp_path, site, free_port(), "attempts = 1\n")  # nothing listens there
+    assert tracker("--config", str(cfg), "poll", "--once").returncode == 0
+    config = load_config(str(cfg))
+    store = open_store(config)
+    sub = config.digests[0]
+    titles = {"harbour": "Harbour board decisions"}
+    from tracker.delivery import compose
+
+    now = datetime.now(UTC)
+    digest, floor = compose(config, store, sub, titles, now)
+    run_id = record_run(
+        store.engine, sub.name, since=floor, now=now, recipients=sub.to, deliveries=digest.deliveries, n_stories=2
+    )
+    msg = message(digest, sender=config.smtp.sender, to=sub.to, msgid_key=f"digest-{run_id}")
+    attach_message(store.engine, run_id, str(msg["Message-ID"]), str(msg["Subject"]), msg.as_bytes())
+    outcome = send_digest(config, store, sub, titles, now=now + timedelta(hours=1), sender=Sender(sleep=lambda _: None))
+    assert outcome.resend_failed == 1 and outcome.status == "empty"  # the stories wait for their own message
+    first = runs(store.engine)[0]
+    assert first["status"] == "pending" and "re-send" in first["error"]
+    assert db_rows(tmp_path, "SELECT count(*) FROM digest_deliveries WHERE run_id = 1") == [(2,)]
+
+
+def test_an_error_reply_to_quit_does_not_send_the_message_again() -> None:
+    """The server took the message; its answer to QUIT is no reason to send it twice."""
+    from tracker.config import SmtpConfig
+    from tracker.mail import send
+
+    accepted: list[bytes] = []
+
+    def serve(listener: socket.socket) -> None:
+        conn, _ = listener.accept()
+        reader = conn.makefile("rb")
+        conn.sendall(b"220 test ESMTP\r\n")
+        while line := reader.readline():
+            command = line.strip().upper()
+            if command == b"DATA":
+                conn.sendall(b"354 go on\r\n")
+                accepted.append(b"".join(iter(lambda: reader.readline(), b".\r\n")))
+                conn.sendall(b"250 queued\r\n")
+            elif command == b"QUIT":
+                conn.sendall(b"421 closing\r\n")
+                break
+            else:
+                conn.sendall(b"250 ok\r\n")
+        conn.close()
+
+    import threading
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        threading.Thread(target=serve, args=(listener,), daemon=True).start()
+        smtp = SmtpConfig(host="127.0.0.1", port=listener.getsockname()[1], timeout=5)
+        tries = send(
+            smtp, b"Subject: x\n\nhello\n", sender="a@x.example", recipients=["b@x.example"], sleep=lambda _: None
+        )
+    assert tries == 1 and len(accepted) == 1
+
+
+@pytest.mark.parametrize(
+    ("tz", "at", "day"),
+    [
+        ("Europe/Berlin", "02:30", "2026-03-29"),
+        ("Europe/Berlin", "02:30", "2026-10-25"),
+        ("America/New_York", "01:30", "2026-11-01"),
+    ],
+)
+def test_a_dst_day_gets_exactly_one_digest(tz: str, at: str, day: str) -> None:
+    sub = DigestConfig(name="d", to=("a@b.example",), at=at, timezone=tz)
+    start = datetime.fromisoformat(day + "T00:00:00").replace(tzinfo=ZoneInfo(tz)).astimezone(UTC) - timedelta(hours=1)
+    last: datetime | None = start - timedelta(hours=20)
+    sends = 0
+    for step in range(0, 26 * 12):  # every five minutes through the day
+        now = start + timedelta(minutes=5 * step)
+        if due(sub, now, last):
+            sends += 1
+            last = now
+    assert sends == 1
+
+
+def test_matches_of_a_removed_rule_do_not_make_a_digest(
+    tmp_path: Path, site: HTTPServer, smtp: tuple[Controller, Inbox]
+) -> None:
+    controller, inbox = smtp
+    cfg = write_config(tmp_path, site, smtp_port(controller))
+    cfg.write_text(cfg.read_text().replace('rules = ["harbour"]', 'rules = ["*"]'))
+    assert tracker("--config", str(cfg), "poll", "--once").returncode == 0
+    (tmp_path / "rules" / "harbour.toml").write_text(RULE.replace('"harbour"', '"ferries"').replace("board'", "ferry'"))
+    sent = tracker("--config", str(cfg), "digest", "send", "--now")
+    assert sent.returncode == 0 and "nothing new" in sent.stdout, sent.stdout + sent.stderr
+    assert inbox.messages == []

@@ -446,3 +446,33 @@ def test_merge_keeps_the_story_that_started_first() -> None:
     # starts its own story; 9 reports both and merges them into the story that began first.
     a, b, c = (sig(*d) for d in (TRAMS, DEPOT, BOTH))
     assert group([(5, T0, a), (2, T0 + timedelta(hours=1), b), (9, T0 + timedelta(hours=2), c)]) == {5: 5, 2: 5, 9: 5}
+
+
+def test_two_writers_on_one_store_keep_one_story(store: Store) -> None:
+    """Pollers in two processes: each index learns the other's items and follows the
+    store's merges, so a late copy does not split a story."""
+    (feed,) = store.sync_feeds([FeedSource("https://a.example/feed", "A")])
+    first, second = StoryGrouper(store), StoryGrouper(store)
+    a = stored(store, first, "https://a.example/trams", TRAMS, T0, feed.id)
+    first.refresh(T0)
+    b = stored(store, second, "https://b.example/depot", DEPOT, T0 + timedelta(minutes=5), feed.id)
+    c = stored(store, second, "https://b.example/both", BOTH, T0 + timedelta(minutes=10), feed.id)
+    assert item_story(store, b)[0] == item_story(store, c)[0] == a  # merged in the store
+    # The first writer learns of B and C at its next cycle and places a copy of B.
+    first.refresh(T0 + timedelta(minutes=15))
+    d = stored(store, first, "https://a.example/depot-copy", DEPOT_COPY, T0 + timedelta(minutes=20), feed.id)
+    assert item_story(store, d) == (a, "copy")
+    (story,) = list_stories(store.engine)
+    assert story["story_id"] == a and story["n_items"] == 4
+
+
+def test_refresh_loads_items_another_writer_stored_just_before(store: Store) -> None:
+    (feed,) = store.sync_feeds([FeedSource("https://a.example/feed", "A")])
+    first, second = StoryGrouper(store), StoryGrouper(store)
+    first.refresh(T0)
+    x = stored(store, second, "https://b.example/trams", TRAMS, T0, feed.id)  # a lower id, by the other writer
+    stored(store, first, "https://a.example/depot", DEPOT, T0 + timedelta(minutes=1), feed.id)
+    first.refresh(T0 + timedelta(minutes=2))
+    wire_copy = ("Corvel trams ordered by Fenwick Rail", TRAMS[1] + " The Dunmore Courier contributed.")
+    placement = first.place(sig(*wire_copy), T0 + timedelta(minutes=3))
+    assert placement.assignment.role == "copy" and placement.assignment.story_id == x

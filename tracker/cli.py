@@ -452,8 +452,10 @@ def digest_send(ctx: Context, name: str | None, force: bool) -> None:
             "busy": f"skipped: {o.error}",
         }[o.status]
         resent = f" (and re-sent {o.resent} interrupted digest{'s' if o.resent > 1 else ''})" if o.resent else ""
+        if o.resend_failed:
+            resent += f" (re-sending {o.resend_failed} interrupted digest(s) FAILED; they stay pending)"
         click.echo(f"{o.name}: {detail}{resent}")
-    if any(o.status == "failed" for o in outcomes):
+    if any(o.status == "failed" or o.resend_failed for o in outcomes):
         sys.exit(1)
 
 

@@ -1,9 +1,10 @@
 """Sending digests exactly once: build, record in the outbox, send, confirm.
 
-1. Any run of the subscription still ``pending`` (the process died between recording and
-   confirming) is sent again first — the stored message byte for byte, with the same
-   Message-ID, so a server or mail client that already has it can drop the copy. Its
-   stories are never put in a second, different digest.
+1. Any run of the subscription still ``pending`` for longer than a send can take (the
+   process died between recording and confirming) is claimed and sent again first — the
+   stored message byte for byte, with the same Message-ID, so a server or mail client that
+   already has it can drop the copy. If that fails too it stays pending, with its items:
+   its stories are never put in a second, different digest.
 2. The new digest is built from the matches the subscription has not received; the run
    and its (item, topic) pairs are recorded in one transaction, the message rendered and
    stored with the run, then sent.
@@ -17,7 +18,8 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from datetime import time as dtime
 from email.policy import SMTP as SMTP_POLICY
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -26,8 +28,17 @@ from sqlalchemy.exc import IntegrityError
 
 from .config import Config, DigestConfig
 from .digest import Digest, build_digest
-from .digestdb import attach_message, first_since, last_sent, mark_failed, mark_sent, record_run, unsent
-from .errors import ConfigError
+from .digestdb import (
+    attach_message,
+    claim_unsent,
+    first_since,
+    last_sent,
+    mark_failed,
+    mark_sent,
+    note_resend_failure,
+    record_run,
+)
+from .errors import ConfigError, TrackerError
 from .mail import MailError, send
 from .render import message, render
 from .store import Store, utcnow
@@ -46,6 +57,7 @@ class Outcome:
     items: int = 0
     error: str | None = None
     resent: int = 0  #: earlier runs sent again after an interruption
+    resend_failed: int = 0  #: earlier runs whose re-send failed (still pending)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +132,7 @@ def send_digest(
     sender: Sender = Sender(),
 ) -> Outcome:
     now = now or utcnow()
-    resent = _resend_interrupted(config, store, sub, sender)
+    resent, resend_failed = _resend_interrupted(config, store, sub, sender, now)
     digest, floor = compose(config, store, sub, rule_titles, now)
     stories = sum(len(t.entries) + t.left_out for t in digest.topics)
     if digest.empty and not sub.send_empty:
@@ -128,7 +140,7 @@ def send_digest(
             store.engine, sub.name, since=floor, now=now, recipients=sub.to, deliveries=(), n_stories=0, status="empty"
         )
         logger.info("digest %s: nothing new", sub.name)
-        return Outcome(sub.name, "empty", resent=resent)
+        return Outcome(sub.name, "empty", resent=resent, resend_failed=resend_failed)
     try:
         run_id = record_run(
             store.engine,
@@ -140,7 +152,9 @@ def send_digest(
             n_stories=stories,
         )
     except IntegrityError:
-        return Outcome(sub.name, "busy", error="another digest run claimed these items", resent=resent)
+        return Outcome(
+            sub.name, "busy", error="another digest run claimed these items", resent=resent, resend_failed=resend_failed
+        )
     msg = message(digest, sender=config.smtp.sender, to=sub.to, msgid_key=f"digest-{run_id}")
     data = msg.as_bytes(policy=SMTP_POLICY)  # CRLF line ends, as SMTP wants them; stored as sent
     attach_message(store.engine, run_id, str(msg["Message-ID"]), str(msg["Subject"]), data)
@@ -149,15 +163,26 @@ def send_digest(
     except MailError as exc:
         mark_failed(store.engine, run_id, str(exc), exc.attempts)
         logger.error("digest %s: run %d failed: %s", sub.name, run_id, exc)
-        return Outcome(sub.name, "failed", run_id, stories, len({i for i, _ in digest.deliveries}), str(exc), resent)
+        items = len({i for i, _ in digest.deliveries})
+        return Outcome(sub.name, "failed", run_id, stories, items, str(exc), resent, resend_failed)
     mark_sent(store.engine, run_id, utcnow(), attempts)
     logger.info("digest %s: run %d sent to %s (%s)", sub.name, run_id, ", ".join(sub.to), digest.summary)
-    return Outcome(sub.name, "sent", run_id, stories, len({i for i, _ in digest.deliveries}), resent=resent)
+    items = len({i for i, _ in digest.deliveries})
+    return Outcome(sub.name, "sent", run_id, stories, items, resent=resent, resend_failed=resend_failed)
 
 
-def _resend_interrupted(config: Config, store: Store, sub: DigestConfig, sender: Sender) -> int:
-    done = 0
-    for run in unsent(store.engine, sub.name):
+def send_window(config: Config) -> timedelta:
+    """The longest a send with retries can take: a run pending for longer was interrupted."""
+    attempts = max(1, config.smtp.attempts)
+    waits = sum(config.smtp.backoff * 2**i for i in range(attempts - 1))
+    return timedelta(seconds=4 * config.smtp.timeout * attempts + waits + 60)
+
+
+def _resend_interrupted(
+    config: Config, store: Store, sub: DigestConfig, sender: Sender, now: datetime
+) -> tuple[int, int]:
+    done = failed = 0
+    for run in claim_unsent(store.engine, sub.name, now, now - send_window(config)):
         if not run["message"]:
             # Died before the message was stored: it was never sent. Release its items.
             mark_failed(store.engine, run["id"], "interrupted before sending", 0)
@@ -166,12 +191,14 @@ def _resend_interrupted(config: Config, store: Store, sub: DigestConfig, sender:
         try:
             attempts = sender.deliver(config, run["message"], recipients)
         except MailError as exc:
-            mark_failed(store.engine, run["id"], f"resend after interruption: {exc}", exc.attempts)
+            note_resend_failure(store.engine, run["id"], f"re-send after an interruption: {exc}", exc.attempts)
+            logger.error("digest %s: re-sending interrupted run %d failed: %s", sub.name, run["id"], exc)
+            failed += 1
             continue
         mark_sent(store.engine, run["id"], utcnow(), attempts)
         logger.warning("digest %s: run %d was interrupted; sent again as %s", sub.name, run["id"], run["message_id"])
         done += 1
-    return done
+    return done, failed
 
 
 def preview(
@@ -198,15 +225,23 @@ def preview(
     return paths
 
 
-def due(sub: DigestConfig, now: datetime, last: datetime | None) -> bool:
-    """Has the subscription's time today (in its timezone) passed since its last digest?"""
+def last_scheduled(sub: DigestConfig, now: datetime) -> datetime:
+    """The latest time (UTC) at or before ``now`` at which ``sub`` was scheduled: its ``at``
+    in its timezone, on today's or yesterday's local date. A wall time that a DST change
+    skips or repeats resolves to its first reading (fold 0)."""
     zone = ZoneInfo(sub.timezone)
-    local_now = now.astimezone(zone)
     hour, minute = (int(x) for x in sub.at.split(":"))
-    scheduled = local_now.replace(hour=hour, minute=minute, second=0, microsecond=0)
-    if scheduled > local_now:
-        scheduled -= timedelta(days=1)
-    return last is None or last < scheduled
+    today = now.astimezone(zone).date()
+    for day in (today, today - timedelta(days=1)):
+        at = datetime.combine(day, dtime(hour, minute), tzinfo=zone).astimezone(UTC)
+        if at <= now:
+            return at
+    raise AssertionError("unreachable: yesterday's time is always in the past")
+
+
+def due(sub: DigestConfig, now: datetime, last: datetime | None) -> bool:
+    """Has the subscription's time come since its last digest?"""
+    return last is None or last < last_scheduled(sub, now)
 
 
 def rule_titles_of(config: Config) -> dict[str, str]:
@@ -231,5 +266,9 @@ def send_all(
         if not force and not due(sub, now, last_sent(store.engine, sub.name)):
             out.append(Outcome(sub.name, "not-due"))
             continue
-        out.append(send_digest(config, store, sub, titles, now=now, sender=sender))
+        try:
+            out.append(send_digest(config, store, sub, titles, now=now, sender=sender))
+        except TrackerError as exc:  # one bad subscription does not stop the others
+            logger.error("digest %s: %s", sub.name, exc)
+            out.append(Outcome(sub.name, "failed", error=str(exc)))
     return out

@@ -113,8 +113,9 @@ def build_digest(
     ``last_sent`` (the previous digest) is what the digest says it is new since."""
     rules = None if "*" in sub.rules else list(sub.rules)
     subscribed = sorted(rule_titles) if rules is None else rules
-    pending = pending_matches(store.engine, sub.name, rules, sub.min_score, since)
-    facts = story_facts(store.engine, (p.story_id for p in pending if p.story_id is not None))
+    # Only the rules loaded now: matches of a rule since removed are not this digest's business.
+    pending = pending_matches(store.engine, sub.name, subscribed, sub.min_score, since)
+    facts = story_facts(store.engine, (p.story_id for p in pending if p.story_id is not None), sub.name, since)
     by_topic: dict[str, dict[int, list[PendingMatch]]] = defaultdict(lambda: defaultdict(list))
     for p in pending:
         by_topic[p.rule_id][p.story_id if p.story_id is not None else -p.item_id].append(p)
@@ -149,9 +150,9 @@ def _entry(story_id: int, matches: Sequence[PendingMatch], facts: Mapping[str, o
     else:
         outlets = list(facts["outlets"])  # type: ignore[call-overload]
         headline = str(facts["headline"] or best.title)
-        tagged: Mapping[str, int] = facts["tagged"]  # type: ignore[assignment]
-        # New to this topic when every item of the story that the topic tags is new here.
-        new = tagged.get(rule, 0) <= len({m.item_id for m in matches})
+        earlier: Mapping[str, int] = facts["earlier"]  # type: ignore[assignment]
+        # New to this topic when the subscriber has had none of the story's items under it.
+        new = not earlier.get(rule, 0)
     shown = outlets[:3]
     terms = tuple(dict.fromkeys(t for m in matches for t in m.terms))
     return Entry(

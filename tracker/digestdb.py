@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, delete, exists, func, insert, select, update
+from sqlalchemy import Engine, delete, exists, func, insert, or_, select, update
 
 from .models import DigestDelivery, DigestRun, Feed, Item, ItemSource, RuleMatch
 from .storydb import STORIES
@@ -84,33 +84,39 @@ def pending_matches(
         ]
 
 
-def story_facts(engine: Engine, story_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+def story_facts(engine: Engine, story_ids: Iterable[int], name: str, since: datetime) -> dict[int, dict[str, Any]]:
     """Per story: headline, n_sources, its outlets (most items first), and per rule how many
-    of its items that rule tags."""
+    of its items that rule tags were already known to subscription ``name``: delivered to it,
+    or stored before ``since``."""
     ids = sorted(set(story_ids))
     out: dict[int, dict[str, Any]] = {}
     if not ids:
         return out
     with engine.connect() as conn:
         for row in conn.execute(select(STORIES).where(STORIES.c.story_id.in_(ids))).mappings():
-            out[row["story_id"]] = {**row, "outlets": [], "tagged": {}}
+            out[row["story_id"]] = {**row, "outlets": [], "earlier": {}}
         outlet = func.coalesce(Item.site_name, Item.host)
-        for story_id, name, _n in conn.execute(
+        for story_id, outlet_name, _n in conn.execute(
             select(Item.story_id, outlet, func.count())
             .where(Item.story_id.in_(ids), outlet.is_not(None))
             .group_by(Item.story_id, outlet)
             .order_by(Item.story_id, func.count().desc(), outlet)
         ):
             if story_id is not None:
-                out[story_id]["outlets"].append(name)
+                out[story_id]["outlets"].append(outlet_name)
+        delivered = exists().where(
+            DigestDelivery.name == name,
+            DigestDelivery.item_id == RuleMatch.item_id,
+            DigestDelivery.rule_id == RuleMatch.rule_id,
+        )
         for story_id, rule_id, n in conn.execute(
             select(Item.story_id, RuleMatch.rule_id, func.count())
             .join(RuleMatch, RuleMatch.item_id == Item.id)
-            .where(Item.story_id.in_(ids))
+            .where(Item.story_id.in_(ids), or_(delivered, Item.fetched_at < since))
             .group_by(Item.story_id, RuleMatch.rule_id)
         ):
             if story_id is not None:
-                out[story_id]["tagged"][rule_id] = n
+                out[story_id]["earlier"][rule_id] = n
     return out
 
 
@@ -195,17 +201,47 @@ def mark_failed(engine: Engine, run_id: int, error: str, attempts: int) -> None:
         conn.execute(delete(DigestDelivery).where(DigestDelivery.run_id == run_id))
 
 
-def unsent(engine: Engine, name: str) -> list[dict[str, Any]]:
-    """Runs of ``name`` recorded but not confirmed sent: a crash happened around the send."""
+def claim_unsent(engine: Engine, name: str, now: datetime, stale_before: datetime) -> list[dict[str, Any]]:
+    """Runs of ``name`` recorded but not confirmed sent, and older than any send still in
+    progress could be: a crash happened around their send. Each is claimed atomically (its
+    ``created_at`` moves to ``now``), so two processes never re-send the same run at once."""
     with engine.connect() as conn:
-        return [
-            dict(r)
-            for r in conn.execute(
-                select(DigestRun.id, DigestRun.message, DigestRun.recipients, DigestRun.message_id)
-                .where(DigestRun.name == name, DigestRun.status == "pending")
+        ids = list(
+            conn.execute(
+                select(DigestRun.id)
+                .where(DigestRun.name == name, DigestRun.status == "pending", DigestRun.created_at < stale_before)
                 .order_by(DigestRun.id)
-            ).mappings()
-        ]
+            ).scalars()
+        )
+    claimed = []
+    for run_id in ids:
+        with engine.begin() as conn:
+            taken = conn.execute(
+                update(DigestRun)
+                .where(DigestRun.id == run_id, DigestRun.status == "pending", DigestRun.created_at < stale_before)
+                .values(created_at=now)
+            ).rowcount
+            if taken == 1:
+                row = (
+                    conn.execute(
+                        select(DigestRun.id, DigestRun.message, DigestRun.recipients, DigestRun.message_id).where(
+                            DigestRun.id == run_id
+                        )
+                    )
+                    .mappings()
+                    .one()
+                )
+                claimed.append(dict(row))
+    return claimed
+
+
+def note_resend_failure(engine: Engine, run_id: int, error: str, attempts: int) -> None:
+    """A re-send failed: the run stays pending with its items (the message may have reached
+    the reader before the crash), to be tried again by the next run."""
+    with engine.begin() as conn:
+        conn.execute(
+            update(DigestRun).where(DigestRun.id == run_id).values(error=error, attempts=DigestRun.attempts + attempts)
+        )
 
 
 def runs(engine: Engine, name: str | None = None) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from .store import Store
 from .stories import Assignment, Signature, StoryIndex, StoryParams, signature
-from .storydb import StoryPlacement, place_existing, signatures, ungrouped
+from .storydb import StoryPlacement, place_existing, signatures, story_of, ungrouped
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ class StoryGrouper:
         self.params = params or StoryParams()
         self.index = StoryIndex(self.params)
         self._loaded_from: datetime | None = None  #: the index holds every item from here on
-        self._last_id = 0  #: the highest item id loaded or placed
+        self._last_id = 0  #: the highest item id loaded from the store (not placed: others may be below)
 
     def _load(self, since: datetime, until: datetime | None = None, after_id: int = 0) -> None:
         for item_id, story_id, at, sig in signatures(self.store.engine, since, until, after_id=after_id):
@@ -57,14 +57,18 @@ class StoryGrouper:
         self._cover(when)
         return StoryPlacement(sig, self.index.assign(sig, when), when)
 
-    def placed(self, item_id: int, placement: StoryPlacement) -> None:
-        """Tell the index that the store took ``placement`` for ``item_id``."""
+    def placed(self, item_id: int, placement: StoryPlacement, story: int | None = None) -> None:
+        """Tell the index that the store took ``placement`` for ``item_id`` (in ``story``,
+        read back from the store when not given: it decides, see ``place_item``)."""
         found: Assignment = placement.assignment
-        story = found.story_id if found.story_id is not None else item_id
-        if found.merges:
-            self.index.merge(found.merges, story)
+        if story is None:
+            story = story_of(self.store.engine, item_id) or item_id
+        stale = set(found.merges)
+        if found.story_id is not None and found.story_id != story:
+            stale.add(found.story_id)  # merged elsewhere by another process
+        if stale:
+            self.index.merge(stale, story)
         self.index.add(item_id, story, placement.at, placement.signature)
-        self._last_id = max(self._last_id, item_id)
 
     def catch_up(self) -> int:
         """Group the stored items that have no story yet, oldest first. Returns how many."""
@@ -72,9 +76,11 @@ class StoryGrouper:
         while batch := ungrouped(self.store.engine):
             for item_id, title, text, at in batch:
                 placement = self.place(signature(title, text), at)
-                place_existing(self.store.engine, item_id, placement)
-                self.placed(item_id, placement)
+                story = place_existing(self.store.engine, item_id, placement)
+                self.placed(item_id, placement, story)
                 done += 1
+            # Oldest first: what is older than the window of this batch's last item is done with.
+            self.index.prune(batch[-1][3] - 2 * self.params.window)
         if done:
             logger.info("grouped %d stored items into stories", done)
         return done

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
+from typing import Any
 
 from .config import SmtpConfig
 from .errors import TrackerError
@@ -48,9 +49,12 @@ def send(
             transient=False,
         )
     data = msg.as_bytes(policy=SMTP_POLICY) if isinstance(msg, EmailMessage) else _crlf(msg)
+    attempts = max(1, attempts)
     for attempt in range(1, attempts + 1):
         try:
-            _send_once(smtp, data, sender, recipients)
+            refused = _send_once(smtp, data, sender, recipients)
+            if refused:
+                logger.warning("SMTP %s:%s refused some recipients: %s", smtp.host, smtp.port, ", ".join(refused))
             return attempt
         except smtplib.SMTPResponseException as exc:
             transient = 400 <= exc.smtp_code < 500
@@ -70,21 +74,31 @@ def send(
     raise AssertionError("unreachable")
 
 
-def _send_once(smtp: SmtpConfig, data: bytes, sender: str, recipients: Sequence[str]) -> None:
+def _send_once(smtp: SmtpConfig, data: bytes, sender: str, recipients: Sequence[str]) -> dict[str, Any]:
+    """One delivery; returns the recipients the server refused (when it took the others)."""
     context = ssl.create_default_context(cafile=smtp.ca_file or None)
     client: smtplib.SMTP
     if smtp.ssl:
         client = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=smtp.timeout, context=context)
     else:
         client = smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout)
-    with client:
+    try:
         client.ehlo()
         if smtp.starttls and not smtp.ssl:
             client.starttls(context=context)
             client.ehlo()
         if smtp.username and smtp.password:
             client.login(smtp.username, smtp.password)
-        client.sendmail(sender, list(recipients), data)
+        refused: dict[str, Any] = client.sendmail(sender, list(recipients), data)
+    except BaseException:
+        client.close()
+        raise
+    # The server has the message: whatever QUIT answers must not make us send it again.
+    try:
+        client.quit()
+    except (OSError, smtplib.SMTPException):
+        client.close()
+    return refused
 
 
 def _crlf(data: bytes) -> bytes:

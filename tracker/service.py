@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from .app import prepare
 from .config import Config, DigestConfig
-from .delivery import send_all, send_digest
+from .delivery import send_all
 from .fetching import Fetcher
 from .pipeline import run_cycle
 from .store import utcnow
@@ -59,11 +59,10 @@ def run_service(config: Config) -> None:
             (report.finished_at - report.started_at).total_seconds(),
         )
 
-    titles = {r.id: r.title for r in matcher.ruleset.rules}
-
     def digest_job(sub: DigestConfig) -> None:
-        outcome = send_digest(config, store, sub, titles)
-        logger.info("digest %s: %s", sub.name, outcome.status)
+        # Through the due check: on the night clocks go back, the trigger fires twice.
+        for outcome in send_all(config, store, [sub], force=False):
+            logger.info("digest %s: %s", sub.name, outcome.status)
 
     def catch_up_digests() -> None:
         # Digests whose time passed while the service was down go out now.

@@ -30,17 +30,33 @@ class StoryPlacement:
 
 def place_item(conn: Connection, item_id: int, placement: StoryPlacement) -> int:
     """Record an item's story (a new one: its own id) and signature; merge stories it joins.
-    Returns the story id."""
+    Returns the story id.
+
+    The story is read from the database, through the item the index found similar: another
+    process may have merged that story into an older one since this one's index loaded it.
+    """
     found = placement.assignment
-    story = found.story_id if found.story_id is not None else item_id
+    story = item_id
+    if found.story_id is not None:
+        current = (
+            conn.execute(select(Item.story_id).where(Item.id == found.item_id)).scalar()
+            if found.item_id is not None
+            else None
+        )
+        story = current if current is not None else found.story_id
     conn.execute(
         update(Item).where(Item.id == item_id).values(story_id=story, story_role=found.role, story_at=placement.at)
     )
     if found.merges:
-        conn.execute(update(Item).where(Item.story_id.in_(found.merges)).values(story_id=story))
+        conn.execute(update(Item).where(Item.story_id.in_(found.merges), Item.story_id != story).values(story_id=story))
     sig = placement.signature
     conn.execute(insert(ItemSignature).values(item_id=item_id, minhash=sig.minhash, terms=json.dumps(sig.to_json())))
     return story
+
+
+def story_of(engine: Engine, item_id: int) -> int | None:
+    with engine.connect() as conn:
+        return conn.execute(select(Item.story_id).where(Item.id == item_id)).scalar()
 
 
 def signatures(
