@@ -33,26 +33,13 @@ from tracker.render import message, segments
 from .conftest import HTTPServer, Response
 from .feedkit import HTML_HEADERS, RSS_HEADERS, Entry, page, rss
 from .test_cli import tracker
+from .test_story_cli import ORIGINAL, OTHER, REWRITE
 
 pytestmark = pytest.mark.slow
 
 # Our own writing: two harbour-board stories; one title carries markup that must show as text.
-TERMINAL = (
-    "Harlan Bay's harbour board voted 7-2 on Monday to spend $86 million expanding the Quayside "
-    "ferry terminal, adding two berths and a covered waiting hall for the island commuter routes.",
-    "Board chair Odile Marchetti said the terminal, built in 1974, now handles three times the "
-    "passengers it was designed for, and that queues on summer mornings regularly spill onto Dock Road.",
-    "Construction is due to start in October and finish in the spring of 2028; the island ferries "
-    "will keep running from a temporary pontoon while the old waiting room is demolished.",
-)
-ENGINEER = (
-    "Harlan Bay's harbour board has suspended its chief engineer, Tobias Renn, pending an inquiry "
-    "into invoices for last winter's breakwater repairs, the board said on Tuesday.",
-    "An external auditor will review roughly $2.3 million in payments to two contractors. Renn, who "
-    "has run the engineering department since 2019, did not respond to a request for comment.",
-    "The board said the inquiry would not delay any of its building projects and named deputy "
-    "engineer Priya Anand as acting head of the department.",
-)
+TERMINAL = ORIGINAL[:3]
+ENGINEER = OTHER
 TRAMS = (
     "The harbour board also agreed to study a tram link from the Quayside terminal to the old town, "
     "after councillors said buses on Dock Road could not cope with the extra ferry passengers.",
@@ -61,6 +48,7 @@ TRAMS = (
     "Residents of the Dock Road area have asked for the study for years, citing traffic and noise.",
 )
 MARKUP_TITLE = "Harbour board backs <script>alert('x')</script> ferry terminal <b>expansion</b>"
+TITLES = {"harbour": "Harbour board decisions"}
 RULE = """id = "harbour"
 title = "Harbour board decisions"
 query = 'harbour AND board'
@@ -149,6 +137,20 @@ def parts(msg: EmailMessage) -> dict[str, str]:
 def db_rows(tmp_path: Path, sql: str) -> list[tuple[Any, ...]]:
     with sqlite3.connect(tmp_path / "tracker.sqlite") as db:
         return db.execute(sql).fetchall()
+
+
+def leave_interrupted_run(config: Any, store: Any, now: datetime) -> EmailMessage:
+    """What a run that died after recording its message (and perhaps sending it) leaves."""
+    from tracker.delivery import compose
+
+    sub = config.digests[0]
+    digest, floor = compose(config, store, sub, TITLES, now)
+    run_id = record_run(
+        store.engine, sub.name, since=floor, now=now, recipients=sub.to, deliveries=digest.deliveries, n_stories=2
+    )
+    msg = message(digest, sender=config.smtp.sender, to=sub.to, msgid_key=f"digest-{run_id}")
+    attach_message(store.engine, run_id, str(msg["Message-ID"]), str(msg["Subject"]), msg.as_bytes())
+    return msg
 
 
 def test_digest_is_delivered_once_with_both_parts_and_escaped_markup(
@@ -242,7 +244,7 @@ def test_transient_refusal_is_retried(tmp_path: Path, site: HTTPServer, smtp: tu
         config,
         open_store(config),
         config.digests[0],
-        {"harbour": "Harbour board decisions"},
+        TITLES,
         sender=Sender(attempts=3, backoff=0.5, sleep=waits.append),
     )
     assert outcome.status == "sent"
@@ -261,7 +263,7 @@ def test_permanent_refusal_is_not_retried(tmp_path: Path, site: HTTPServer, smtp
         config,
         open_store(config),
         config.digests[0],
-        {"harbour": "Harbour board decisions"},
+        TITLES,
         sender=Sender(sleep=waits.append),
     )
     assert outcome.status == "failed" and "554" in (outcome.error or "")
@@ -277,17 +279,9 @@ def test_crash_after_sending_resends_the_same_message_not_a_new_digest(
     config = load_config(str(cfg))
     store = open_store(config)
     sub = config.digests[0]
-    titles = {"harbour": "Harbour board decisions"}
-    # What a run that died after recording (and perhaps sending) leaves behind.
-    from tracker.delivery import compose
-
+    titles = TITLES
     now = datetime.now(UTC)
-    digest, floor = compose(config, store, sub, titles, now)
-    run_id = record_run(
-        store.engine, sub.name, since=floor, now=now, recipients=sub.to, deliveries=digest.deliveries, n_stories=2
-    )
-    msg = message(digest, sender=config.smtp.sender, to=sub.to, msgid_key=f"digest-{run_id}")
-    attach_message(store.engine, run_id, str(msg["Message-ID"]), str(msg["Subject"]), msg.as_bytes())
+    msg = leave_interrupted_run(config, store, now)
 
     # While its send could still be running elsewhere, the run is left alone...
     busy = send_digest(config, store, sub, titles, now=now + timedelta(seconds=5), sender=Sender(sleep=lambda _: None))
@@ -523,15 +517,6 @@ def test_login_with_the_password_from_the_environment(tmp_path: Path, site: HTTP
     assert len(inbox.messages) == 1 and ("desk", "s3cret") in seen
 
 
-REWRITE = (
-    "Commuters to the islands will get a bigger Quayside terminal: Harlan Bay's harbour board "
-    "approved an $86 million expansion on Monday by seven votes to two.",
-    "The plan adds two berths and a covered hall. Chair Odile Marchetti said the 1974 building was "
-    "serving triple the passengers it was meant for, with summer queues backing onto Dock Road.",
-    "Work starts in October and should be done by spring 2028, with a temporary pontoon in use meanwhile.",
-)
-
-
 def test_a_later_report_of_a_delivered_story_is_an_update(
     tmp_path: Path, site: HTTPServer, smtp: tuple[Controller, Inbox]
 ) -> None:
@@ -616,16 +601,9 @@ def test_a_failed_resend_keeps_the_run_and_its_items_pending(tmp_path: Path, sit
     config = load_config(str(cfg))
     store = open_store(config)
     sub = config.digests[0]
-    titles = {"harbour": "Harbour board decisions"}
-    from tracker.delivery import compose
-
+    titles = TITLES
     now = datetime.now(UTC)
-    digest, floor = compose(config, store, sub, titles, now)
-    run_id = record_run(
-        store.engine, sub.name, since=floor, now=now, recipients=sub.to, deliveries=digest.deliveries, n_stories=2
-    )
-    msg = message(digest, sender=config.smtp.sender, to=sub.to, msgid_key=f"digest-{run_id}")
-    attach_message(store.engine, run_id, str(msg["Message-ID"]), str(msg["Subject"]), msg.as_bytes())
+    leave_interrupted_run(config, store, now)
     outcome = send_digest(config, store, sub, titles, now=now + timedelta(hours=1), sender=Sender(sleep=lambda _: None))
     assert outcome.resend_failed == 1 and outcome.status == "empty"  # the stories wait for their own message
     first = runs(store.engine)[0]
