@@ -680,3 +680,34 @@ def test_matches_of_a_removed_rule_do_not_make_a_digest(
     sent = tracker("--config", str(cfg), "digest", "send", "--now")
     assert sent.returncode == 0 and "nothing new" in sent.stdout, sent.stdout + sent.stderr
     assert inbox.messages == []
+
+
+def test_status_and_one_service_per_sqlite_database(tmp_path: Path, site: HTTPServer) -> None:
+    from .test_service import start_run
+
+    cfg = write_config(tmp_path, site, free_port())
+    assert tracker("--config", str(cfg), "poll", "--once").returncode == 0
+    idle = tracker("--config", str(cfg), "status")
+    assert idle.returncode == 0, idle.stderr
+    assert "Service: not running" in idle.stdout
+    assert "2 new articles" in idle.stdout and "Feeds: 1 active, 0 need attention" in idle.stdout
+    assert "harbour desk: 2 articles waiting; last sent never; next " in idle.stdout
+    assert "CET" in idle.stdout or "CEST" in idle.stdout
+
+    proc = start_run(cfg)
+    try:
+        deadline = time.monotonic() + 60
+        while "Service: running" not in (shown := tracker("--config", str(cfg), "status").stdout):
+            assert proc.poll() is None and time.monotonic() < deadline, shown
+            time.sleep(0.3)
+        assert f"pid {proc.pid}" in shown
+        second = tracker("--config", str(cfg), "run")
+        assert second.returncode == 1
+        assert f"another `tracker run` (pid {proc.pid}" in second.stderr and "PostgreSQL" in second.stderr
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    assert "Service: not running" in tracker("--config", str(cfg), "status").stdout

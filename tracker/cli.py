@@ -421,6 +421,21 @@ def story(ctx: Context, story_id: int) -> None:
     click.echo(render_story(detail))  # type: ignore[arg-type]
 
 
+@cli.command()
+@pass_ctx
+@handle_errors
+def status(ctx: Context) -> None:
+    """Is the service running; the last day of polling; feeds failing, parked or silent;
+    per digest subscription the articles waiting, the last and the next send."""
+    from .app import load_matcher, open_store
+    from .status import render_status
+    from .status import status as read_status
+    from .store import utcnow
+
+    rule_ids = sorted(r.id for r in load_matcher(ctx.config).ruleset.rules)
+    click.echo(render_status(read_status(ctx.config, open_store(ctx.config), rule_ids, utcnow())))
+
+
 @cli.group()
 def digest() -> None:
     """Email digests: what each [[digests]] subscription has not received yet."""

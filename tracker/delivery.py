@@ -38,8 +38,8 @@ from .digestdb import (
     note_resend_failure,
     record_run,
 )
-from .errors import ConfigError, TrackerError
-from .mail import MailError, send
+from .errors import ConfigError, MailError, TrackerError
+from .mail import send
 from .render import message, render
 from .store import Store, utcnow
 

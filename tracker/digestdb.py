@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Engine, delete, exists, func, insert, or_, select, update
 
-from .models import DigestDelivery, DigestRun, Feed, Item, ItemSource, RuleMatch
+from .models import DigestDelivery, DigestRun, Feed, FetchLog, Item, ItemSource, RuleMatch
 from .storydb import STORIES
 
 
@@ -286,3 +286,23 @@ def feed_activity(engine: Engine, recent: int = 30) -> list[dict[str, Any]]:
                 ).scalars()
             )
     return feeds
+
+
+def fetch_stats(engine: Engine, since: datetime) -> dict[str, Any]:
+    """Fetches, failures, new items and the latest fetch since ``since`` (for `tracker status`)."""
+    with engine.connect() as conn:
+        fetches, failed, new, latest = conn.execute(
+            select(
+                func.count(FetchLog.id),
+                func.count(FetchLog.id).filter(FetchLog.error.is_not(None)),
+                func.coalesce(func.sum(FetchLog.new_items), 0),
+                func.max(FetchLog.started_at),
+            ).where(FetchLog.started_at >= since)
+        ).one()
+        last = conn.execute(select(func.max(FetchLog.started_at))).scalar()
+        items = conn.execute(select(func.count(Item.id)).where(Item.fetched_at >= since)).scalar_one()
+    return {"fetches": fetches, "failed": failed, "new_items": int(new), "items": items, "last_fetch": last or latest}
+
+
+def pending_count(engine: Engine, name: str, rules: Sequence[str], min_score: float, since: datetime) -> int:
+    return len({p.item_id for p in pending_matches(engine, name, rules, min_score, since)})

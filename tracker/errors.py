@@ -7,7 +7,8 @@
     ├── ParseError                    bytes that are not a usable feed
     ├── StorageError                  the database failed or is incompatible
     │   └── SchemaVersionError        the database is newer than this code
-    └── MailError                     the SMTP server refused or could not be reached
+    ├── MailError                     the SMTP server refused or could not be reached
+    └── AlreadyRunning                another `tracker run` uses the same SQLite database
 
 Per-feed failures are recorded as data on the feed row; only unexpected errors propagate.
 """
@@ -86,4 +87,13 @@ class SchemaVersionError(StorageError):
 
 
 class MailError(TrackerError):
-    pass
+    """The message could not be handed to the SMTP server."""
+
+    def __init__(self, message: str, *, attempts: int = 0, transient: bool = False) -> None:
+        super().__init__(message)
+        self.attempts = attempts  #: tries made
+        self.transient = transient  #: a later try might succeed
+
+
+class AlreadyRunning(TrackerError):
+    """Another `tracker run` holds the SQLite database."""

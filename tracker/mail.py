@@ -15,18 +15,9 @@ from email.policy import SMTP as SMTP_POLICY
 from typing import Any
 
 from .config import SmtpConfig
-from .errors import TrackerError
+from .errors import MailError
 
 logger = logging.getLogger(__name__)
-
-
-class MailError(TrackerError):
-    """The message could not be handed to the SMTP server."""
-
-    def __init__(self, message: str, *, attempts: int, transient: bool) -> None:
-        super().__init__(message)
-        self.attempts = attempts
-        self.transient = transient
 
 
 def send(

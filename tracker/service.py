@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
@@ -19,6 +20,7 @@ from .app import prepare
 from .config import Config, DigestConfig
 from .delivery import send_all
 from .fetching import Fetcher
+from .lock import ServiceLock, lock_path
 from .pipeline import run_cycle
 from .store import utcnow
 from .workers import Extractor
@@ -35,6 +37,14 @@ def digest_trigger(sub: DigestConfig) -> Any:
 
 
 def run_service(config: Config) -> None:
+    """Run until SIGTERM/SIGINT. On SQLite, a second service on the same database refuses
+    to start (AlreadyRunning)."""
+    path = lock_path(config.database_url)
+    with ServiceLock(path) if path is not None else nullcontext():
+        _serve(config)
+
+
+def _serve(config: Config) -> None:
     from apscheduler.events import EVENT_JOB_ERROR, JobExecutionEvent
     from apscheduler.schedulers.blocking import BlockingScheduler
     from apscheduler.triggers.interval import IntervalTrigger
