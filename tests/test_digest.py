@@ -711,3 +711,34 @@ def test_status_and_one_service_per_sqlite_database(tmp_path: Path, site: HTTPSe
             proc.kill()
     assert proc.returncode == 0
     assert "Service: not running" in tracker("--config", str(cfg), "status").stdout
+
+
+def test_maintain_applies_retention_and_rotates_backups(tmp_path: Path, site: HTTPServer) -> None:
+    cfg = write_config(tmp_path, site, free_port())
+    retention = "\n[maintenance]\nkeep_raw_html_days = 30\nkeep_fetch_log_days = 90\nbackups = 2\n"
+    cfg.write_text(cfg.read_text() + retention)
+    assert tracker("--config", str(cfg), "poll", "--once").returncode == 0
+    old = (datetime.now(UTC) - timedelta(days=40)).strftime("%Y-%m-%d %H:%M:%S.%f")
+    older = (datetime.now(UTC) - timedelta(days=100)).strftime("%Y-%m-%d %H:%M:%S.%f")
+    with sqlite3.connect(tmp_path / "tracker.sqlite") as db:
+        db.execute("UPDATE items SET fetched_at = ? WHERE id = 1", (old,))
+        db.execute("UPDATE fetch_log SET started_at = ?", (older,))
+    assert tracker("--config", str(cfg), "poll", "--once").returncode == 0  # one recent fetch log row
+
+    done = tracker("--config", str(cfg), "maintain")
+    assert done.returncode == 0, done.stderr
+    assert "stored pages dropped: 1" in done.stdout and "fetch log rows deleted: 1" in done.stdout
+    kept = db_rows(tmp_path, "SELECT id, raw_html IS NULL, length(text) > 100 FROM items ORDER BY id")
+    assert kept == [(1, 1, 1), (2, 0, 1)]  # the old page is gone, its text stays
+    assert db_rows(tmp_path, "SELECT count(*) FROM fetch_log") == [(1,)]
+    backups = tmp_path / "backups"
+    (first,) = backups.glob("tracker-*.sqlite")
+    with sqlite3.connect(first) as copy:
+        assert copy.execute("SELECT count(*) FROM items").fetchone() == (2,)
+
+    for _ in range(2):
+        time.sleep(1.1)  # backups are named by the second
+        assert tracker("--config", str(cfg), "maintain").returncode == 0
+    names = sorted(p.name for p in backups.glob("tracker-*.sqlite"))
+    assert len(names) == 2 and first.name not in names
+    assert not list(backups.glob("*.partial"))

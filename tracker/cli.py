@@ -424,6 +424,25 @@ def story(ctx: Context, story_id: int) -> None:
 @cli.command()
 @pass_ctx
 @handle_errors
+def maintain(ctx: Context) -> None:
+    """The daily maintenance job, now: drop stored pages and fetch logs past [maintenance]
+    retention, let SQLite optimize, and take a backup (rotated)."""
+    from .app import open_store
+    from .maintenance import maintain as run_maintenance
+    from .store import utcnow
+
+    ctx.setup_logging()
+    report = run_maintenance(ctx.config, open_store(ctx.config), utcnow())
+    click.echo(f"stored pages dropped: {report.pages_dropped}")
+    click.echo(f"fetch log rows deleted: {report.fetch_logs_deleted}")
+    click.echo(f"backup: {report.backup or 'none (not SQLite, or [maintenance] backups = 0)'}")
+    for path in report.backups_removed:
+        click.echo(f"old backup removed: {path}")
+
+
+@cli.command()
+@pass_ctx
+@handle_errors
 def status(ctx: Context) -> None:
     """Is the service running; the last day of polling; feeds failing, parked or silent;
     per digest subscription the articles waiting, the last and the next send."""

@@ -45,6 +45,15 @@ class PollConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MaintenanceConfig:
+    at: str = "03:30"  #: the daily maintenance job's time, UTC
+    keep_raw_html_days: int = 30  #: stored pages older than this are dropped (their text stays); 0 keeps all
+    keep_fetch_log_days: int = 90  #: 0 keeps all
+    backup_dir: str = ""  #: SQLite backups; default: backups/ beside the database
+    backups: int = 7  #: how many to keep; 0 makes none
+
+
+@dataclass(frozen=True, slots=True)
 class SmtpConfig:
     host: str = "localhost"
     port: int = 25
@@ -81,6 +90,7 @@ class Config:
     poll: PollConfig = PollConfig()
     smtp: SmtpConfig = SmtpConfig()
     digests: tuple[DigestConfig, ...] = ()
+    maintenance: MaintenanceConfig = MaintenanceConfig()
     log_level: str = "INFO"
     log_format: str = "plain"
     path: Path | None = None  #: the file this came from; None for built-in defaults
@@ -159,7 +169,7 @@ def _defaults(env: Mapping[str, str]) -> Config:
     )
 
 
-_TOP_KEYS = {"database", "feeds", "rules", "fetch", "poll", "smtp", "digests", "logging"}
+_TOP_KEYS = {"database", "feeds", "rules", "fetch", "poll", "smtp", "digests", "maintenance", "logging"}
 
 
 def parse_config(data: Mapping[str, Any], file: Path, env: Mapping[str, str]) -> Config:
@@ -189,6 +199,12 @@ def parse_config(data: Mapping[str, Any], file: Path, env: Mapping[str, str]) ->
     smtp = _section(data, "smtp", SmtpConfig, where)
     cfg = replace(cfg, smtp=_smtp_secret(smtp, env, where))
     cfg = replace(cfg, digests=_digests(data, where))
+    maintenance = _section(data, "maintenance", MaintenanceConfig, where)
+    if not _valid_time(maintenance.at):
+        raise ConfigError(f"expected HH:MM, got {maintenance.at!r}", path=where, key="maintenance.at")
+    if maintenance.backup_dir:
+        maintenance = replace(maintenance, backup_dir=str(_resolve(maintenance.backup_dir, base)))
+    cfg = replace(cfg, maintenance=maintenance)
     logging_ = _table(data, "logging", where)
     _no_unknown(logging_, {"level", "format"}, where, "logging.")
     level = str(_typed(logging_, "level", str, where, "logging.", "INFO")).upper()

@@ -3,7 +3,8 @@
 One coarse poll job claims the feeds that are due (due-ness lives in the database, not
 in one job per feed); the first cycle starts at once. Each [[digests]] subscription is a
 cron job at its local time in its timezone; digests whose time passed while the service
-was down go out at start. SIGTERM and SIGINT stop the scheduler after the running job.
+was down go out at start. A daily maintenance job (`tracker maintain`) applies retention and
+takes a backup. SIGTERM and SIGINT stop the scheduler after the running job.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from .config import Config, DigestConfig
 from .delivery import send_all
 from .fetching import Fetcher
 from .lock import ServiceLock, lock_path
+from .maintenance import maintain
 from .pipeline import run_cycle
 from .store import utcnow
 from .workers import Extractor
@@ -47,6 +49,7 @@ def run_service(config: Config) -> None:
 def _serve(config: Config) -> None:
     from apscheduler.events import EVENT_JOB_ERROR, JobExecutionEvent
     from apscheduler.schedulers.blocking import BlockingScheduler
+    from apscheduler.triggers.cron import CronTrigger
     from apscheduler.triggers.interval import IntervalTrigger
 
     logger.info("starting %s", config.summary())
@@ -109,6 +112,15 @@ def _serve(config: Config) -> None:
         )
     if config.digests:
         scheduler.add_job(catch_up_digests, id="digest-catch-up", next_run_time=datetime.now(UTC))
+    hour, minute = (int(x) for x in config.maintenance.at.split(":"))
+    scheduler.add_job(
+        lambda: maintain(config, store, utcnow()),
+        CronTrigger(hour=hour, minute=minute, timezone=UTC),
+        id="maintenance",
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=3600,
+    )
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         logger.info("signal %s: finishing the running job, then stopping", signal.Signals(signum).name)
