@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from unittest.mock import ANY
 
 import pytest
 
@@ -92,3 +94,54 @@ def test_sigterm_mid_cycle_lets_the_cycle_finish(tmp_path: Path, http_server: HT
     con = sqlite3.connect(db)
     assert con.execute("SELECT count(*) FROM items").fetchone()[0] == 4
     assert con.execute("SELECT last_status FROM feeds").fetchone()[0] == "ok"
+
+
+def test_run_serves_health_and_metrics_on_loopback(tmp_path: Path, news_site: NewsSite) -> None:
+    import socket
+    import urllib.error
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cfg = write_config(tmp_path, news_site, f"[poll]\ninterval_minutes = 1\n\n[service]\nmetrics_port = {port}\n")
+    proc = start_run(cfg)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        metrics = ""
+        while "tracker_cycles_total 1.0" not in metrics:
+            assert proc.poll() is None and time.monotonic() < deadline, metrics
+            time.sleep(0.5)
+            try:
+                metrics = urllib.request.urlopen(base + "/metrics", timeout=5).read().decode()
+            except (urllib.error.URLError, ConnectionError):
+                metrics = ""
+        assert f"tracker_items_stored_total {float(len(news_site.articles))}" in metrics
+        assert "tracker_feed_fetch_seconds_count 3.0" in metrics and "tracker_feeds_due 3.0" in metrics
+        health = urllib.request.urlopen(base + "/healthz", timeout=5)
+        body = json.loads(health.read())
+        assert health.status == 200 and body["status"] == "ok"
+        assert body["last_cycle_new_items"] == len(news_site.articles) and body["last_cycle_failed_feeds"] == 0
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+
+
+def test_health_is_stale_before_the_first_tick_and_after_three_missed_ticks() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from tracker.metrics import Metrics
+    from tracker.types import CycleReport
+
+    metrics = Metrics(timedelta(minutes=5))
+    now = datetime(2026, 5, 1, 12, tzinfo=UTC)
+    assert metrics.health(now)[0] is False
+    metrics.observe(CycleReport(started_at=now, finished_at=now), due=0)
+    assert metrics.health(now + timedelta(minutes=14))[0] is True
+    assert metrics.health(now + timedelta(minutes=16)) == (False, ANY)
+    metrics.idle(now + timedelta(minutes=16))
+    assert metrics.health(now + timedelta(minutes=17))[0] is True

@@ -45,6 +45,12 @@ class PollConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ServiceConfig:
+    metrics_port: int = 0  #: health and Prometheus metrics on this loopback port; 0: off
+    metrics_host: str = "127.0.0.1"
+
+
+@dataclass(frozen=True, slots=True)
 class MaintenanceConfig:
     at: str = "03:30"  #: the daily maintenance job's time, UTC
     keep_raw_html_days: int = 30  #: stored pages older than this are dropped (their text stays); 0 keeps all
@@ -91,6 +97,7 @@ class Config:
     smtp: SmtpConfig = SmtpConfig()
     digests: tuple[DigestConfig, ...] = ()
     maintenance: MaintenanceConfig = MaintenanceConfig()
+    service: ServiceConfig = ServiceConfig()
     log_level: str = "INFO"
     log_format: str = "plain"
     path: Path | None = None  #: the file this came from; None for built-in defaults
@@ -169,7 +176,7 @@ def _defaults(env: Mapping[str, str]) -> Config:
     )
 
 
-_TOP_KEYS = {"database", "feeds", "rules", "fetch", "poll", "smtp", "digests", "maintenance", "logging"}
+_TOP_KEYS = {"database", "feeds", "rules", "fetch", "poll", "smtp", "digests", "maintenance", "service", "logging"}
 
 
 def parse_config(data: Mapping[str, Any], file: Path, env: Mapping[str, str]) -> Config:
@@ -205,6 +212,7 @@ def parse_config(data: Mapping[str, Any], file: Path, env: Mapping[str, str]) ->
     if maintenance.backup_dir:
         maintenance = replace(maintenance, backup_dir=str(_resolve(maintenance.backup_dir, base)))
     cfg = replace(cfg, maintenance=maintenance)
+    cfg = replace(cfg, service=_section(data, "service", ServiceConfig, where))
     logging_ = _table(data, "logging", where)
     _no_unknown(logging_, {"level", "format"}, where, "logging.")
     level = str(_typed(logging_, "level", str, where, "logging.", "INFO")).upper()

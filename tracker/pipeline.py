@@ -60,6 +60,7 @@ class _FeedWork:
     article_failures: int = 0
     pending: int = 0
     finished: bool = False
+    seconds: float = 0.0
 
 
 @dataclass
@@ -315,12 +316,13 @@ class Cycle:
             return
         work.finished = True
         result = work.result
+        work.seconds = time.monotonic() - work.t0
         failures = work.feed.consecutive_failures + 1 if work.status.failed else 0
         now = self.clock()
         outcome = FeedOutcome(
             status=work.status,
             started_at=work.started_at,
-            duration_ms=int((time.monotonic() - work.t0) * 1000),
+            duration_ms=int(work.seconds * 1000),
             next_poll_at=next_poll(now, self.poll, failures),
             http_status=result.status_code if result else None,
             size=len(result.body) if result and result.body is not None else None,
@@ -360,6 +362,7 @@ class Cycle:
             article_failures=work.article_failures,
             error=work.error,
             bozo_reason=work.bozo,
+            seconds=work.seconds,
         )
 
 

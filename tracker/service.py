@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import signal
 from contextlib import nullcontext
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,6 +23,7 @@ from .delivery import send_all
 from .fetching import Fetcher
 from .lock import ServiceLock, lock_path
 from .maintenance import maintain
+from .metrics import Metrics, serve
 from .pipeline import run_cycle
 from .store import utcnow
 from .workers import Extractor
@@ -58,12 +59,22 @@ def _serve(config: Config) -> None:
     fetcher = Fetcher(config.fetch)
     extractor = Extractor(matcher, config.fetch.extract_workers)
 
+    tick = max(1.0, min(config.poll.interval_minutes, 5.0))
+    metrics = Metrics(timedelta(minutes=tick))
+    metrics_server = (
+        serve(metrics, config.service.metrics_host, config.service.metrics_port)
+        if config.service.metrics_port
+        else None
+    )
+
     def poll_job() -> None:
         due = store.feeds(due_at=utcnow())
         if not due:
+            metrics.idle(utcnow())
             logger.info("cycle skipped: no feed is due")
             return
         report = run_cycle(store, fetcher, matcher, extractor, config.poll, feeds=due, grouper=ready.grouper)
+        metrics.observe(report, len(due))
         logger.info(
             "cycle done feeds=%d new=%d failed=%d seconds=%.1f",
             len(report.feeds),
@@ -89,7 +100,6 @@ def _serve(config: Config) -> None:
     scheduler = BlockingScheduler(timezone=UTC)
     scheduler.add_listener(on_error, EVENT_JOB_ERROR)
     # Wake up often and poll what is due; each feed's own next_poll_at decides.
-    tick = max(1.0, min(config.poll.interval_minutes, 5.0))
     scheduler.add_job(
         poll_job,
         IntervalTrigger(minutes=tick),
@@ -131,6 +141,8 @@ def _serve(config: Config) -> None:
     try:
         scheduler.start()
     finally:
+        if metrics_server is not None:
+            metrics_server.shutdown()
         extractor.close()
         fetcher.close()
         logger.info("stopped")

@@ -160,6 +160,7 @@ class FeedReport:
     article_failures: int = 0
     error: str | None = None
     bozo_reason: str | None = None
+    seconds: float = 0.0  #: fetch to recorded, articles included
 
 
 @dataclass(frozen=True, slots=True)
