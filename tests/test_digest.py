@@ -49,6 +49,11 @@ TRAMS = (
 )
 MARKUP_TITLE = "Harbour board backs <script>alert('x')</script> ferry terminal <b>expansion</b>"
 TITLES = {"harbour": "Harbour board decisions"}
+#: what the site serves first: two harbour-board stories
+FIRST_TWO = [
+    ("terminal", MARKUP_TITLE, TERMINAL),
+    ("engineer", "Harbour board suspends engineer", ENGINEER),
+]
 RULE = """id = "harbour"
 title = "Harbour board decisions"
 query = 'harbour AND board'
@@ -97,9 +102,7 @@ def smtp_port(controller: Controller) -> int:
 def site() -> Iterator[HTTPServer]:
     server = HTTPServer().start()
     try:
-        publish(
-            server, [("terminal", MARKUP_TITLE, TERMINAL), ("engineer", "Harbour board suspends engineer", ENGINEER)]
-        )
+        publish(server, FIRST_TWO)
         yield server
     finally:
         server.stop()
@@ -192,8 +195,7 @@ def test_digest_is_delivered_once_with_both_parts_and_escaped_markup(
     publish(
         site,
         [
-            ("terminal", MARKUP_TITLE, TERMINAL),
-            ("engineer", "Harbour board suspends engineer", ENGINEER),
+            *FIRST_TWO,
             ("trams", "Harbour board to study Quayside tram link", TRAMS),
         ],
     )
@@ -517,8 +519,7 @@ def test_a_later_report_of_a_delivered_story_is_an_update(
     publish(
         site,
         [
-            ("terminal", MARKUP_TITLE, TERMINAL),
-            ("engineer", "Harbour board suspends engineer", ENGINEER),
+            *FIRST_TWO,
             ("rewrite", "Islanders to get larger Quayside terminal after board vote", REWRITE),
         ],
     )

@@ -58,11 +58,12 @@ class StoryGrouper:
         return StoryPlacement(sig, self.index.assign(sig, when), when)
 
     def placed(self, item_id: int, placement: StoryPlacement, story: int | None = None) -> None:
-        """Tell the index that the store took ``placement`` for ``item_id`` (in ``story``,
-        read back from the store when not given: it decides, see ``place_item``)."""
+        """Tell the index that the store took ``placement`` for ``item_id`` (in ``story``;
+        when not given: the item's own for a new story, else read back from the store, which
+        decides joins, see ``place_item``)."""
         found: Assignment = placement.assignment
         if story is None:
-            story = story_of(self.store.engine, item_id) or item_id
+            story = item_id if found.story_id is None else (story_of(self.store.engine, item_id) or item_id)
         stale = set(found.merges)
         if found.story_id is not None and found.story_id != story:
             stale.add(found.story_id)  # merged elsewhere by another process
