@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -169,6 +170,39 @@ def test_same_article_in_two_feeds_is_stored_once(store: Store, http_server: HTT
     # A later cycle in which only feed B has it: still one item, no refetch.
     poll_once(cfg, store)
     assert store.count("items") == 1 and http_server.hits("/news/shared.html") == 1
+
+
+class OrderedStore(Store):
+    """A real store that notes the order of the writes the crash-safety rule is about."""
+
+    def __init__(self, engine: object) -> None:
+        super().__init__(engine)  # type: ignore[arg-type]
+        self.log: list[tuple[str, int]] = []
+
+    def link_source(self, item: int | str, feed_id: int, entry_url: str | None, guid: str | None) -> bool:
+        linked = super().link_source(item, feed_id, entry_url, guid)
+        self.log.append(("link", feed_id))
+        return linked
+
+    def record_fetch(self, feed: Any, outcome: Any) -> None:
+        self.log.append(("record", feed.id))
+        super().record_fetch(feed, outcome)
+
+
+def test_a_feed_is_recorded_only_after_its_shared_entry_is_linked(store: Store, http_server: HTTPServer) -> None:
+    # Feed B carries an article that feed A is still fetching (slowly). B has nothing else to
+    # do, but its state (ETag, body hash) must not be recorded before its link exists: a crash
+    # in between would leave B's source missing for good, as B's next poll gets a 304.
+    http_server.routes["/news/slow.html"] = Response(200, page("Tram extension approved"), HTML_HEADERS, delay=1.0)
+    entry = Entry(slug="slow", title="Tram extension approved", link=http_server.url("/news/slow.html"))
+    http_server.routes["/a.xml"] = Response(200, rss([entry]), RSS_HEADERS)
+    http_server.routes["/b.xml"] = Response(200, rss([entry], title="B"), {**RSS_HEADERS, "ETag": '"b1"'}, delay=0.3)
+    ordered = OrderedStore(store.engine)
+    cfg = config(ordered, {"A": http_server.url("/a.xml"), "B": http_server.url("/b.xml")})
+    poll_once(cfg, ordered)
+    b = feed_row(ordered, "B")["id"]
+    assert ordered.log.index(("link", b)) < ordered.log.index(("record", b)), ordered.log
+    assert rows(ordered, "SELECT count(*) AS n FROM item_sources")[0]["n"] == 2
 
 
 def test_canonical_url_from_page_and_tracking_parameters(store: Store, http_server: HTTPServer) -> None:

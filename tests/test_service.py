@@ -90,7 +90,7 @@ def test_sigterm_mid_cycle_lets_the_cycle_finish(tmp_path: Path, http_server: HT
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err
-    assert "finishing the running job" in err
+    assert "claiming no more work" in err
     con = sqlite3.connect(db)
     assert con.execute("SELECT count(*) FROM items").fetchone()[0] == 4
     assert con.execute("SELECT last_status FROM feeds").fetchone()[0] == "ok"

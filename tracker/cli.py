@@ -216,7 +216,8 @@ def demo(ctx: Context, db_path: Path | None) -> None:
 @pass_ctx
 @handle_errors
 def feeds(ctx: Context) -> None:
-    """Feed health: last success, last status, failures, next poll."""
+    """Feed health: last success, last status, failures, state (ok, failing, parked), new
+    entries per day, next poll and why then."""
     from .app import open_store
     from .report import table
 
@@ -228,14 +229,18 @@ def feeds(ctx: Context) -> None:
             r["last_success_at"],
             r["last_status"] or "never",
             r["consecutive_failures"],
+            "parked" if r["parked"] else "failing" if r["consecutive_failures"] else "ok",
             r["items"],
+            "" if r["publish_rate"] is None else f"{r['publish_rate']:.1f}",
             r["next_poll_at"],
+            r["schedule_reason"] or "",
             r["last_error"] or "",
         )
         for r in store.feed_health()
         if r["active"]
     ]
-    click.echo(table(("feed", "last success", "status", "failures", "items", "next poll", "last error"), rows))
+    headers = ("feed", "last success", "status", "failures", "state", "items", "new/day", "next poll", "why")
+    click.echo(table((*headers, "last error"), rows))
 
 
 @cli.group()

@@ -12,12 +12,14 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import resources
 from .errors import ConfigError
+from .schedule import Cadence
 from .types import FeedSource
 from .urls import validate_feed_url
 
@@ -33,21 +35,42 @@ class FetchConfig:
     max_bytes: int = 10_000_000  #: decompressed body size cap
     max_redirects: int = 5
     concurrency: int = 16  #: requests in flight overall
-    per_host_concurrency: int = 2
+    per_host_concurrency: int = 2  #: requests in flight to one host
+    per_host_per_minute: int = 60  #: requests started per minute to one host; 0: no limit
     extract_workers: int = 0  #: processes for extraction; 0 = one per core
 
 
 @dataclass(frozen=True, slots=True)
 class PollConfig:
-    interval_minutes: float = 30.0
+    interval_minutes: float = 30.0  #: a new feed's first interval, and the base of failure backoff
+    min_interval_minutes: float = 10.0  #: the fastest a busy feed is polled
+    max_interval_minutes: float = 360.0  #: the slowest a quiet feed is polled (server hints may say more)
+    entries_per_poll: float = 1.0  #: poll about as often as this many new entries appear
+    max_backoff_hours: float = 12.0  #: the longest wait between retries of a failing feed
+    park_after_days: float = 3.0  #: a feed failing this long is parked
+    parked_interval_hours: float = 24.0  #: how often a parked feed is retried
     max_entries_per_feed: int = 1000  #: newest first; a bound for feeds with thousands of entries
     min_text_chars: int = 300  #: extracted text shorter than this falls back to the feed text
+
+    def cadence(self) -> Cadence:
+        return Cadence(
+            interval=timedelta(minutes=self.interval_minutes),
+            min_interval=timedelta(minutes=min(self.min_interval_minutes, self.max_interval_minutes)),
+            max_interval=timedelta(minutes=self.max_interval_minutes),
+            entries_per_poll=self.entries_per_poll,
+            max_backoff=timedelta(hours=self.max_backoff_hours),
+            park_after=timedelta(days=self.park_after_days),
+            parked_interval=timedelta(hours=self.parked_interval_hours),
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class ServiceConfig:
     metrics_port: int = 0  #: health and Prometheus metrics on this loopback port; 0: off
     metrics_host: str = "127.0.0.1"
+    stop_timeout: float = 30.0  #: on SIGTERM, seconds to let in-flight work finish before abandoning it
+    lease_minutes: float = 10.0  #: how long a worker owns the feeds it claimed (PostgreSQL scale-out)
+    claim_batch: int = 500  #: feeds claimed per cycle by one worker
 
 
 @dataclass(frozen=True, slots=True)

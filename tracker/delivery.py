@@ -15,7 +15,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -33,10 +36,12 @@ from .digestdb import (
     claim_unsent,
     first_since,
     last_sent,
+    lock_digest,
     mark_failed,
     mark_sent,
     note_resend_failure,
     record_run,
+    unlock_digest,
 )
 from .errors import ConfigError, MailError, TrackerError
 from .mail import send
@@ -261,14 +266,22 @@ def send_all(
 ) -> list[Outcome]:
     titles = rule_titles_of(config)
     now = now or utcnow()
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     out = []
     for sub in names:
-        if not force and not due(sub, now, last_sent(store.engine, sub.name)):
-            out.append(Outcome(sub.name, "not-due"))
+        # Workers on other machines may reach the same subscription at the same minute: one
+        # sends, and the others then find it not due (or busy while it is still sending).
+        if not lock_digest(store.engine, sub.name, owner, now, utcnow() + send_window(config)):
+            out.append(Outcome(sub.name, "busy", error="another sender is sending this digest"))
             continue
         try:
+            if not force and not due(sub, now, last_sent(store.engine, sub.name)):
+                out.append(Outcome(sub.name, "not-due"))
+                continue
             out.append(send_digest(config, store, sub, titles, now=now, sender=sender))
         except TrackerError as exc:  # one bad subscription does not stop the others
             logger.error("digest %s: %s", sub.name, exc)
             out.append(Outcome(sub.name, "failed", error=str(exc)))
+        finally:
+            unlock_digest(store.engine, sub.name, owner)
     return out

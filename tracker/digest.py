@@ -18,8 +18,6 @@ from .config import DigestConfig
 from .digestdb import PendingMatch, feed_activity, pending_matches, story_facts
 from .store import Store
 
-#: failing this many polls in a row, a feed is polled at the longest backoff: "parked"
-PARKED_AFTER = 5
 #: a feed is "silent" when its last new item is this many typical gaps old (and over a day)
 SILENT_GAPS = 4
 
@@ -175,7 +173,7 @@ def source_problems(store: Store, now: datetime) -> list[SourceProblem]:
     out = []
     for feed in feed_activity(store.engine):
         failures = feed["consecutive_failures"] or 0
-        if failures >= PARKED_AFTER:
+        if feed["parked"] and failures:
             since = feed["last_success_at"]
             out.append(
                 SourceProblem(

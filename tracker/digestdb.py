@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, delete, exists, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
-from .models import DigestDelivery, DigestRun, Feed, FetchLog, Item, ItemSource, RuleMatch
+from .models import DigestDelivery, DigestLock, DigestRun, Feed, FetchLog, Item, ItemSource, RuleMatch
 from .storydb import STORIES
 
 
@@ -268,6 +270,7 @@ def feed_activity(engine: Engine, recent: int = 30) -> list[dict[str, Any]]:
                     Feed.last_status,
                     Feed.last_error,
                     Feed.consecutive_failures,
+                    Feed.parked,
                     Feed.last_success_at,
                     Feed.next_poll_at,
                     Feed.created_at,
@@ -306,3 +309,29 @@ def fetch_stats(engine: Engine, since: datetime) -> dict[str, Any]:
 
 def pending_count(engine: Engine, name: str, rules: Sequence[str], min_score: float, since: datetime) -> int:
     return len({p.item_id for p in pending_matches(engine, name, rules, min_score, since)})
+
+
+# -- one sender at a time --------------------------------------------------------------------
+
+
+def lock_digest(engine: Engine, name: str, owner: str, now: datetime, until: datetime) -> bool:
+    """Take subscription ``name``'s lock for ``owner`` until ``until``; False if another
+    sender holds it. A lock whose holder died expires at its ``until``."""
+    with engine.begin() as conn:
+        exists_ = conn.execute(select(DigestLock.name).where(DigestLock.name == name)).first()
+        if exists_ is None:
+            with suppress(IntegrityError), conn.begin_nested():  # another sender created it first
+                conn.execute(insert(DigestLock).values(name=name))
+        taken = conn.execute(
+            update(DigestLock)
+            .where(DigestLock.name == name, or_(DigestLock.until.is_(None), DigestLock.until <= now))
+            .values(owner=owner, until=until)
+        )
+        return bool(taken.rowcount)
+
+
+def unlock_digest(engine: Engine, name: str, owner: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            update(DigestLock).where(DigestLock.name == name, DigestLock.owner == owner).values(owner=None, until=None)
+        )

@@ -68,9 +68,19 @@ class RuleError(TrackerError, ValueError):
 
 
 class FetchError(TrackerError):
-    def __init__(self, url: str, message: str, status: FetchStatus = FetchStatus.ERROR) -> None:
+    def __init__(
+        self,
+        url: str,
+        message: str,
+        status: FetchStatus = FetchStatus.ERROR,
+        *,
+        http_status: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.url = url
         self.status = status
+        self.http_status = http_status  #: the HTTP status of an error response
+        self.headers = headers or {}  #: its headers, lower-cased (Retry-After is read from here)
         super().__init__(f"{url}: {message}")
 
 

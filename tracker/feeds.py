@@ -42,7 +42,14 @@ def parse_feed(body: bytes, url: str, headers: Mapping[str, str] | None = None) 
         what = bozo or "no feed elements found"
         raise ParseError(f"{url}: not a usable feed ({what})")
     feed_title = html_to_text(parsed.get("feed", {}).get("title", "") or "") or None
-    return ParsedFeed(title=feed_title, entries=entries, version=version, bozo_reason=bozo)
+    ttl = str(parsed.get("feed", {}).get("ttl", "") or "").strip()
+    return ParsedFeed(
+        title=feed_title,
+        entries=entries,
+        version=version,
+        bozo_reason=bozo,
+        ttl=int(ttl) if ttl.isdigit() and 0 < int(ttl) < 100_000 else None,
+    )
 
 
 def _bozo_reason(parsed: Any) -> str | None:

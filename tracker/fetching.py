@@ -3,8 +3,9 @@
 ``Fetcher.get`` streams a response with a size cap (checked on the decompressed bytes,
 so a compression bomb stops at the cap), a total deadline on top of httpx's connect and
 read timeouts, a bounded number of redirects followed by hand so that every hop can be
-checked by a guard, conditional GET headers, and a per-host concurrency limit. Every
-failure is raised as a FetchError carrying a FetchStatus.
+checked by a guard, conditional GET headers, and a per-host budget: at most
+``per_host_concurrency`` requests at once and ``per_host_per_minute`` started per minute
+(a sliding window) to one host. Every failure is raised as a FetchError carrying a FetchStatus.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -51,9 +53,16 @@ class Fetcher:
             transport=transport,
         )
         self._host_slots: dict[str, threading.BoundedSemaphore] = {}
+        self._buckets: dict[str, _Window] = {}
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
+
+    def stop(self) -> None:
+        """Make requests still waiting for their host's budget fail at once (shutdown)."""
+        self._stopping.set()
 
     def close(self) -> None:
+        self._stopping.set()
         self.client.close()
 
     def __enter__(self) -> Fetcher:
@@ -65,11 +74,19 @@ class Fetcher:
     @contextmanager
     def _host_slot(self, url: str) -> Iterator[None]:
         host = host_of(url)
+        rate = self.config.per_host_per_minute
         with self._lock:
             slot = self._host_slots.get(host)
             if slot is None:
                 slot = self._host_slots[host] = threading.BoundedSemaphore(max(1, self.config.per_host_concurrency))
+            bucket = self._buckets.get(host)
+            if bucket is None and rate > 0:
+                bucket = self._buckets[host] = _Window(rate)
         with slot:
+            if bucket is not None:
+                wait = bucket.reserve()
+                if wait > 0 and self._stopping.wait(wait):
+                    raise FetchError(url, "shutting down", FetchStatus.ERROR)
             yield
 
     def get(
@@ -123,7 +140,11 @@ class Fetcher:
                 )
             if response.status_code >= 400:
                 raise FetchError(
-                    url, f"HTTP {response.status_code} {response.reason_phrase}".rstrip(), FetchStatus.HTTP_ERROR
+                    url,
+                    f"HTTP {response.status_code} {response.reason_phrase}".rstrip(),
+                    FetchStatus.HTTP_ERROR,
+                    http_status=response.status_code,
+                    headers={k.lower(): v for k, v in response.headers.items()},
                 )
             body = self._read_capped(url, response, started)
             return self._result(first_url, response, body, started), None
@@ -170,3 +191,22 @@ class Fetcher:
             etag=headers.get("etag"),
             last_modified=headers.get("last-modified"),
         )
+
+
+class _Window:
+    """At most ``per_minute`` request starts in any 60 seconds: ``reserve`` books the next
+    start and returns how long to wait for it (a sliding window, so a short burst of up to
+    ``per_minute`` requests goes at once and a long run is spread evenly)."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.starts: deque[float] = deque(maxlen=per_minute)
+        self._lock = threading.Lock()
+
+    def reserve(self) -> float:
+        with self._lock:
+            now = time.monotonic()
+            start = now
+            if len(self.starts) == self.starts.maxlen:
+                start = max(now, self.starts[0] + 60.0)
+            self.starts.append(start)
+            return start - now

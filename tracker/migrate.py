@@ -12,7 +12,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from . import resources
 from .errors import SchemaVersionError, StorageError
@@ -31,6 +31,10 @@ def head_revision() -> str:
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None
     return head
+
+
+#: the PostgreSQL advisory lock key held while migrating (any constant unlikely to clash)
+MIGRATION_LOCK = 0x6E657773  # "news"
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -60,6 +64,9 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
     cfg = alembic_config()
     try:
         with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                # Workers starting together: one migrates, the others wait, then find it done.
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
     except Exception as exc:

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -80,8 +81,13 @@ class Feed(Base):
     last_fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     next_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
-    claimed_by: Mapped[str | None] = mapped_column(String(128))
-    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(128))  #: the worker holding the feed's lease
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)  #: when the lease expires
+    publish_rate: Mapped[float | None] = mapped_column(Float)  #: new entries per day, averaged over fetches
+    failure_score: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")  #: graded failures in a row
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)  #: first failure of the current run
+    parked: Mapped[bool] = mapped_column(default=False, server_default=false())  #: failing for days: retried rarely
+    schedule_reason: Mapped[str | None] = mapped_column(String(16))  #: what set next_poll_at
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -195,6 +201,16 @@ class DigestRun(Base):
     n_stories: Mapped[int] = mapped_column(Integer, default=0)
     n_items: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class DigestLock(Base):
+    """One row per subscription that has run: the row a sender locks (or leases) so that
+    workers on several machines never send the same digest at once."""
+
+    __tablename__ = "digest_locks"
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(128))
+    until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class DigestDelivery(Base):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import random
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -29,6 +29,7 @@ from .feeds import parse_feed
 from .fetching import FEED_ACCEPT, Fetcher, Guard
 from .grouping import StoryGrouper
 from .matching import Matcher
+from .schedule import cache_hint, failure_weight, plan, retry_after, update_rate
 from .store import FeedOutcome, FeedState, Store, utcnow
 from .stories import Signature
 from .storydb import story_time
@@ -37,8 +38,6 @@ from .urls import canonicalize, host_of, resolves_to_private, same_site
 from .workers import Extractor, Processed, process
 
 logger = logging.getLogger(__name__)
-
-MAX_BACKOFF = timedelta(hours=24)
 
 
 @dataclass
@@ -55,6 +54,11 @@ class _FeedWork:
     bozo: str | None = None
     entries: int = 0
     new: int = 0
+    repeats: int = 0  #: entries whose article was already stored, or came through another feed
+    queued: int = 0  #: entries found new
+    ttl: int | None = None  #: the feed's RSS <ttl>, minutes
+    http_status: int | None = None
+    error_headers: dict[str, str] = field(default_factory=dict)
     extracted: int = 0
     fallbacks: int = 0
     article_failures: int = 0
@@ -92,15 +96,6 @@ def article_guard(feed_url: str, fetch: FetchConfig) -> Guard:
     return guard
 
 
-def next_poll(now: datetime, poll: PollConfig, failures: int, rng: random.Random | None = None) -> datetime:
-    """Regular interval with ±10 % jitter; exponential backoff while a feed keeps failing."""
-    base = timedelta(minutes=poll.interval_minutes)
-    if failures:
-        base = min(base * (2 ** min(failures, 10)), max(MAX_BACKOFF, base))
-    jitter = (rng or random).uniform(-0.1, 0.1)
-    return now + base * (1 + jitter)
-
-
 class Cycle:
     """Runs one cycle; construct, then call ``run``."""
 
@@ -114,8 +109,15 @@ class Cycle:
         *,
         grouper: StoryGrouper | None = None,
         clock: Callable[[], datetime] = utcnow,
+        owner: str | None = None,
+        stop: threading.Event | None = None,
+        stop_timeout: float = 30.0,
     ) -> None:
         self.store = store
+        self.owner = owner  #: the worker whose leases the feeds are polled under
+        self.stop = stop or threading.Event()  #: set: start nothing new, finish within ``stop_timeout``
+        self.stop_timeout = stop_timeout
+        self._stop_deadline: float | None = None
         self.grouper = grouper or StoryGrouper(store)
         self.fetcher = fetcher
         self.matcher = matcher
@@ -145,8 +147,14 @@ class Cycle:
                 self._pending[fut] = ("feed", work)
             self._drain()
         finally:
-            self._threads.shutdown(wait=True, cancel_futures=True)
-        reports = tuple(self._report(w) for w in works)
+            # After an abandoned stop, fetch threads still running are not waited for.
+            self._threads.shutdown(wait=self._stop_deadline is None, cancel_futures=True)
+        abandoned = [w for w in works if not w.finished]
+        if abandoned:
+            logger.warning("stopping: %d feeds abandoned mid-cycle; they are polled again next time", len(abandoned))
+            if self.owner is not None:
+                self.store.release(self.owner, [w.feed.id for w in abandoned])
+        reports = tuple(self._report(w) for w in works if w.finished)
         return CycleReport(
             started_at=started, finished_at=self.clock(), feeds=reports, topics=self.topics, roles=self.roles
         )
@@ -155,7 +163,23 @@ class Cycle:
 
     def _drain(self) -> None:
         while self._pending:
-            done, _ = wait(list(self._pending), return_when=FIRST_COMPLETED)
+            if self.stop.is_set():
+                if self._stop_deadline is None:
+                    self._stop_deadline = time.monotonic() + self.stop_timeout
+                    self._backlog.clear()  # articles not started: their feeds are polled again next time
+                    for fut in list(self._pending):
+                        if fut.cancel():  # feed fetches not started yet
+                            del self._pending[fut]
+                    if not self._pending:
+                        break
+                elif time.monotonic() >= self._stop_deadline:
+                    logger.warning("stopping: abandoning %d requests and extractions in flight", len(self._pending))
+                    self.fetcher.stop()  # requests still waiting for their host's budget give up
+                    for fut in self._pending:
+                        fut.cancel()
+                    self._pending.clear()
+                    break
+            done, _ = wait(list(self._pending), timeout=0.25, return_when=FIRST_COMPLETED)
             for fut in done:
                 kind, payload = self._pending.pop(fut)
                 if kind == "feed":
@@ -170,6 +194,7 @@ class Cycle:
         try:
             work.result = fut.result()
         except FetchError as exc:
+            work.http_status, work.error_headers = exc.http_status, exc.headers
             self._fail(work, exc.status, str(exc))
             return
         result = work.result
@@ -188,7 +213,7 @@ class Cycle:
         except ParseError as exc:
             self._fail(work, FetchStatus.PARSE_ERROR, str(exc))
             return
-        work.title, work.bozo = parsed.title, parsed.bozo_reason
+        work.title, work.bozo, work.ttl = parsed.title, parsed.bozo_reason, parsed.ttl
         entries = parsed.entries[: self.poll.max_entries_per_feed]
         work.entries = len(entries)
         self._queue_new_entries(work, entries)
@@ -206,18 +231,23 @@ class Cycle:
                 # No link: the feed's own text is all there is.
                 link = f"urn:guid:{entry.guid}"
             if link in stored:
-                self.store.link_source(stored[link], work.feed.id, link, entry.guid)
+                if self.store.link_source(stored[link], work.feed.id, link, entry.guid):
+                    work.repeats += 1
                 continue
             if link in self._in_flight_links:
+                # Another feed's entry is fetching it: this feed is done only once it is linked.
                 self._in_flight_links[link].also.append((work, entry))
+                work.repeats += 1
+                work.pending += 1
                 continue
+            work.queued += 1
             art = _ArticleWork(work=work, entry=entry, link=link)
             self._in_flight_links[link] = art
             work.pending += 1
             self._backlog.append(art)
 
     def _start_articles(self) -> None:
-        while self._backlog and self._articles_in_flight < self._max_articles:
+        while self._backlog and self._articles_in_flight < self._max_articles and not self.stop.is_set():
             art = self._backlog.popleft()
             self._articles_in_flight += 1
             if art.entry.link:
@@ -268,9 +298,10 @@ class Cycle:
             article, matches, sig = process(self._job(art, with_html=False), self.matcher)
         self._store(art, article, matches, sig)
         del self._in_flight_links[art.link]
-        for work in {id(w): w for w, _ in [(art.work, art.entry), *art.also]}.values():
-            if work is art.work:
-                work.pending -= 1
+        works = [art.work] + [w for w, _ in art.also]
+        for work in works:
+            work.pending -= 1
+        for work in {id(w): w for w in works}.values():
             self._maybe_finish(work)
 
     def _store(self, art: _ArticleWork, article: Article, matches: list[Match], sig: Signature) -> None:
@@ -298,7 +329,7 @@ class Cycle:
             for m in matches:
                 self.topics.setdefault(m.rule, []).append(article.title)
         for other, entry in art.also:
-            self.store.link_source(article.url, other.feed.id, art.link, entry.guid or art.link)
+            self.store.link_source(item_id, other.feed.id, art.link, entry.guid or art.link)
 
     # -- feed bookkeeping -------------------------------------------------------------------
 
@@ -317,13 +348,41 @@ class Cycle:
         work.finished = True
         result = work.result
         work.seconds = time.monotonic() - work.t0
-        failures = work.feed.consecutive_failures + 1 if work.status.failed else 0
         now = self.clock()
+        feed = work.feed
+        if work.status.failed:
+            score = feed.failure_score + failure_weight(work.status, work.http_status)
+            retry = retry_after(work.error_headers, now) if work.http_status in (429, 503) else None
+            schedule = plan(
+                now,
+                self.poll.cadence(),
+                failed=True,
+                failure_score=score,
+                failing_since=feed.failing_since or work.started_at,
+                retry=retry,
+            )
+        else:
+            score = 0.0
+            headers = result.headers if result else {}
+            rate = update_rate(feed.publish_rate, work.queued, work.repeats, feed.last_success_at, now)
+            schedule = plan(
+                now,
+                self.poll.cadence(),
+                failed=False,
+                rate=rate,
+                cache=cache_hint(headers, now, work.ttl),
+                retry=retry_after(headers, now),
+            )
         outcome = FeedOutcome(
             status=work.status,
             started_at=work.started_at,
             duration_ms=int(work.seconds * 1000),
-            next_poll_at=next_poll(now, self.poll, failures),
+            next_poll_at=schedule.next_poll_at,
+            publish_rate=schedule.rate,
+            failure_score=score,
+            parked=schedule.parked,
+            schedule_reason=schedule.reason,
+            owner=self.owner,
             http_status=result.status_code if result else None,
             size=len(result.body) if result and result.body is not None else None,
             error=work.error,
@@ -336,16 +395,22 @@ class Cycle:
             new_items=work.new,
         )
         self.store.record_fetch(work.feed, outcome)
+        if schedule.parked and not feed.parked:
+            logger.warning("feed parked name=%r url=%s: failing since %s", feed.name, feed.url, feed.failing_since)
         logger.info(
-            "feed done name=%r status=%s entries=%d new=%d extracted=%d fallbacks=%d article_failures=%d ms=%d",
+            "feed done name=%r status=%s entries=%d new=%d repeats=%d extracted=%d fallbacks=%d article_failures=%d "
+            "ms=%d next=%s (%s)",
             work.feed.name,
             work.status.value,
             work.entries,
             work.new,
+            work.repeats,
             work.extracted,
             work.fallbacks,
             work.article_failures,
             outcome.duration_ms,
+            schedule.next_poll_at.isoformat(timespec="seconds"),
+            schedule.reason,
         )
 
     @staticmethod
@@ -376,8 +441,69 @@ def run_cycle(
     feeds: Sequence[FeedState] | None = None,
     grouper: StoryGrouper | None = None,
     clock: Callable[[], datetime] = utcnow,
+    owner: str | None = None,
+    stop: threading.Event | None = None,
+    stop_timeout: float = 30.0,
 ) -> CycleReport:
     """Poll ``feeds`` (default: every active feed that is due) once."""
     if feeds is None:
         feeds = store.feeds(due_at=clock())
-    return Cycle(store, fetcher, matcher, extractor, poll, grouper=grouper, clock=clock).run(feeds)
+    cycle = Cycle(
+        store,
+        fetcher,
+        matcher,
+        extractor,
+        poll,
+        grouper=grouper,
+        clock=clock,
+        owner=owner,
+        stop=stop,
+        stop_timeout=stop_timeout,
+    )
+    return cycle.run(feeds)
+
+
+def poll_due(
+    store: Store,
+    fetcher: Fetcher,
+    matcher: Matcher,
+    extractor: Extractor,
+    poll: PollConfig,
+    *,
+    owner: str,
+    lease: timedelta,
+    batch: int,
+    grouper: StoryGrouper | None = None,
+    stop: threading.Event | None = None,
+    stop_timeout: float = 30.0,
+    on_cycle: Callable[[CycleReport, int], None] | None = None,
+) -> list[CycleReport]:
+    """Lease due feeds ``batch`` at a time and poll them, until none is due (or ``stop``).
+
+    The batch bounds what one worker holds, so workers sharing a database share the rest;
+    a feed leased to another worker is not polled until its lease expires.
+    """
+    stop = stop or threading.Event()
+    reports = []
+    while not stop.is_set():
+        due = store.claim_due(owner, utcnow(), lease, batch)
+        if not due:
+            break
+        report = run_cycle(
+            store,
+            fetcher,
+            matcher,
+            extractor,
+            poll,
+            feeds=due,
+            grouper=grouper,
+            owner=owner,
+            stop=stop,
+            stop_timeout=stop_timeout,
+        )
+        reports.append(report)
+        if on_cycle is not None:
+            on_cycle(report, len(due))
+        if len(due) < batch:
+            break
+    return reports

@@ -4,13 +4,23 @@ One coarse poll job claims the feeds that are due (due-ness lives in the databas
 in one job per feed); the first cycle starts at once. Each [[digests]] subscription is a
 cron job at its local time in its timezone; digests whose time passed while the service
 was down go out at start. A daily maintenance job (`tracker maintain`) applies retention and
-takes a backup. SIGTERM and SIGINT stop the scheduler after the running job.
+takes a backup.
+
+Each cycle leases the due feeds to this worker (``Store.claim_due``), so several workers on
+one PostgreSQL database share the feeds without polling one twice; a dead worker's leases
+expire and are taken over. SIGTERM and SIGINT stop claiming work; the running cycle may
+finish what is in flight for ``[service] stop_timeout`` seconds, then abandons the rest
+(those feeds' leases are released and they are polled again), and the process exits 0.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import socket
+import threading
+import uuid
 from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 from types import FrameType
@@ -24,8 +34,9 @@ from .fetching import Fetcher
 from .lock import ServiceLock, lock_path
 from .maintenance import maintain
 from .metrics import Metrics, serve
-from .pipeline import run_cycle
+from .pipeline import poll_due
 from .store import utcnow
+from .types import CycleReport
 from .workers import Extractor
 
 logger = logging.getLogger(__name__)
@@ -37,6 +48,11 @@ def digest_trigger(sub: DigestConfig) -> Any:
 
     hour, minute = (int(x) for x in sub.at.split(":"))
     return CronTrigger(hour=hour, minute=minute, timezone=ZoneInfo(sub.timezone))
+
+
+def worker_name() -> str:
+    """This worker's lease owner name: host, process and a random part (unique per start)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def run_service(config: Config) -> None:
@@ -67,14 +83,13 @@ def _serve(config: Config) -> None:
         else None
     )
 
-    def poll_job() -> None:
-        due = store.feeds(due_at=utcnow())
-        if not due:
-            metrics.idle(utcnow())
-            logger.info("cycle skipped: no feed is due")
-            return
-        report = run_cycle(store, fetcher, matcher, extractor, config.poll, feeds=due, grouper=ready.grouper)
-        metrics.observe(report, len(due))
+    owner = worker_name()
+    stopping = threading.Event()
+    lease = timedelta(minutes=config.service.lease_minutes)
+    logger.info("worker %s", owner)
+
+    def cycle_done(report: CycleReport, claimed: int) -> None:
+        metrics.observe(report, claimed)
         logger.info(
             "cycle done feeds=%d new=%d failed=%d seconds=%.1f",
             len(report.feeds),
@@ -82,6 +97,25 @@ def _serve(config: Config) -> None:
             len(report.failed),
             (report.finished_at - report.started_at).total_seconds(),
         )
+
+    def poll_job() -> None:
+        reports = poll_due(
+            store,
+            fetcher,
+            matcher,
+            extractor,
+            config.poll,
+            owner=owner,
+            lease=lease,
+            batch=config.service.claim_batch,
+            grouper=ready.grouper,
+            stop=stopping,
+            stop_timeout=config.service.stop_timeout,
+            on_cycle=cycle_done,
+        )
+        if not reports and not stopping.is_set():
+            metrics.idle(utcnow())
+            logger.info("cycle skipped: no feed is due")
 
     def digest_job(sub: DigestConfig) -> None:
         # Through the due check: on the night clocks go back, the trigger fires twice.
@@ -133,7 +167,12 @@ def _serve(config: Config) -> None:
     )
 
     def stop(signum: int, _frame: FrameType | None) -> None:
-        logger.info("signal %s: finishing the running job, then stopping", signal.Signals(signum).name)
+        logger.info(
+            "signal %s: claiming no more work; in-flight work has %gs to finish",
+            signal.Signals(signum).name,
+            config.service.stop_timeout,
+        )
+        stopping.set()
         scheduler.shutdown(wait=True)  # the running cycle ends before the fetcher and pool close
 
     signal.signal(signal.SIGTERM, stop)
@@ -145,4 +184,5 @@ def _serve(config: Config) -> None:
             metrics_server.shutdown()
         extractor.close()
         fetcher.close()
+        store.release(owner)
         logger.info("stopped")

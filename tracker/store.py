@@ -13,7 +13,7 @@ import logging
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,24 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _feed_state(r: Any) -> FeedState:
+    return FeedState(
+        id=r.id,
+        url=r.url,
+        name=r.name,
+        etag=r.etag,
+        last_modified=r.last_modified,
+        body_hash=r.body_hash,
+        consecutive_failures=r.consecutive_failures,
+        next_poll_at=r.next_poll_at,
+        publish_rate=r.publish_rate,
+        failure_score=r.failure_score or 0.0,
+        failing_since=r.failing_since,
+        last_success_at=r.last_success_at,
+        parked=bool(r.parked),
+    )
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -74,6 +92,11 @@ class FeedState:
     body_hash: str | None
     consecutive_failures: int
     next_poll_at: datetime | None
+    publish_rate: float | None = None  #: new entries per day (None: not known yet)
+    failure_score: float = 0.0
+    failing_since: datetime | None = None
+    last_success_at: datetime | None = None
+    parked: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +117,11 @@ class FeedOutcome:
     bozo_reason: str | None = None
     entries: int = 0
     new_items: int = 0
+    publish_rate: float | None = None
+    failure_score: float = 0.0  #: after this fetch
+    parked: bool = False
+    schedule_reason: str = ""
+    owner: str | None = None  #: the worker whose lease this fetch was done under
 
 
 class Store:
@@ -141,19 +169,51 @@ class Store:
             query = query.where((Feed.next_poll_at.is_(None)) | (Feed.next_poll_at <= due_at))
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
-        return [
-            FeedState(
-                id=r.id,
-                url=r.url,
-                name=r.name,
-                etag=r.etag,
-                last_modified=r.last_modified,
-                body_hash=r.body_hash,
-                consecutive_failures=r.consecutive_failures,
-                next_poll_at=r.next_poll_at,
+        return [_feed_state(r) for r in rows]
+
+    def claim_due(self, owner: str, now: datetime, lease: timedelta, limit: int = 500) -> list[FeedState]:
+        """Lease up to ``limit`` due feeds to ``owner`` until ``now + lease``, soonest due first.
+
+        Feeds leased to another worker are skipped until the lease expires, so a dead
+        worker's feeds are taken over. On PostgreSQL the candidate rows are locked with
+        ``FOR UPDATE SKIP LOCKED``: concurrent claimers never wait for, or get, the same feed.
+        On SQLite the update re-checks the lease under the database's write lock.
+        """
+        free = (Feed.claimed_until.is_(None)) | (Feed.claimed_until <= now) | (Feed.claimed_by == owner)
+        due = (Feed.next_poll_at.is_(None)) | (Feed.next_poll_at <= now)
+        with self._begin() as conn:
+            ids = (
+                conn.execute(
+                    select(Feed.id)
+                    .where(Feed.active.is_(True), due, free)
+                    .order_by(Feed.next_poll_at.is_not(None), Feed.next_poll_at, Feed.id)
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                )
+                .scalars()
+                .all()
             )
-            for r in rows
-        ]
+            if not ids:
+                return []
+            conn.execute(
+                update(Feed)
+                .where(Feed.id.in_(ids), free)
+                .values(claimed_by=owner, claimed_until=now + lease)
+                .execution_options(synchronize_session=False)
+            )
+            rows = conn.execute(select(Feed).where(Feed.id.in_(ids), Feed.claimed_by == owner).order_by(Feed.id)).all()
+        return [_feed_state(r) for r in rows]
+
+    def release(self, owner: str, feed_ids: Iterable[int] | None = None) -> int:
+        """Give up ``owner``'s leases (all, or on ``feed_ids``) so other workers take them now."""
+        query = update(Feed).where(Feed.claimed_by == owner)
+        if feed_ids is not None:
+            ids = list(feed_ids)
+            if not ids:
+                return 0
+            query = query.where(Feed.id.in_(ids))
+        with self._begin() as conn:
+            return conn.execute(query.values(claimed_by=None, claimed_until=None)).rowcount or 0
 
     def record_fetch(self, feed: FeedState, outcome: FeedOutcome) -> None:
         """Record the outcome on the feed row and in the fetch log (one transaction)."""
@@ -161,12 +221,24 @@ class Store:
             "last_status": outcome.status.value,
             "last_fetched_at": outcome.started_at,
             "next_poll_at": outcome.next_poll_at,
+            "failure_score": outcome.failure_score,
+            "parked": outcome.parked,
+            "schedule_reason": outcome.schedule_reason or None,
+            "claimed_by": None,
+            "claimed_until": None,
         }
         if outcome.status.failed:
             values["last_error"] = outcome.error
             values["consecutive_failures"] = Feed.consecutive_failures + 1
+            values["failing_since"] = func.coalesce(Feed.failing_since, outcome.started_at)
         else:
-            values.update(last_error=None, consecutive_failures=0, last_success_at=outcome.started_at)
+            values.update(
+                last_error=None,
+                consecutive_failures=0,
+                last_success_at=outcome.started_at,
+                failing_since=None,
+                publish_rate=outcome.publish_rate,
+            )
             if outcome.status is FetchStatus.OK:
                 values.update(
                     etag=outcome.etag,
@@ -178,8 +250,12 @@ class Store:
                     values["title"] = outcome.title
             elif outcome.etag or outcome.last_modified:
                 values.update(etag=outcome.etag or feed.etag, last_modified=outcome.last_modified or feed.last_modified)
+        row = update(Feed).where(Feed.id == feed.id)
+        if outcome.owner is not None:
+            # A lease that expired and was taken over is the other worker's now: log only.
+            row = row.where((Feed.claimed_by.is_(None)) | (Feed.claimed_by == outcome.owner))
         with self._begin() as conn:
-            conn.execute(update(Feed).where(Feed.id == feed.id).values(**values))
+            conn.execute(row.values(**values))
             conn.execute(
                 self._insert(FetchLog.__table__).values(
                     feed_id=feed.id,
@@ -205,6 +281,10 @@ class Store:
                     Feed.last_status,
                     Feed.last_error,
                     Feed.consecutive_failures,
+                    Feed.parked,
+                    Feed.publish_rate,
+                    Feed.schedule_reason,
+                    Feed.claimed_by,
                     Feed.last_success_at,
                     Feed.last_fetched_at,
                     Feed.next_poll_at,

@@ -87,6 +87,7 @@ class ParsedFeed:
     entries: tuple[FeedEntry, ...]
     version: str  #: feedparser's version string ("rss20", "atom10", ...), "" if unknown
     bozo_reason: str | None = None  #: set when the document was malformed but usable
+    ttl: int | None = None  #: RSS <ttl>: minutes the feed may be cached
 
 
 @dataclass(frozen=True, slots=True)
