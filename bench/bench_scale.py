@@ -32,11 +32,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-WORDS = (
-    "harbour board council ferry quay budget vote plan report port tram road school bridge market "
-    "contract repair museum library river station funding tender review study permit audit meeting "
-    "resident mayor district tunnel dock freight terminal grant season delay cost safety expansion"
-).split()
+WORDS = [
+    *("harbour", "board", "council", "ferry", "quay", "budget", "vote", "plan", "report", "port", "tram"),
+    *("road", "school", "bridge", "market", "contract", "repair", "museum", "library", "river", "station"),
+    *("funding", "tender", "review", "study", "permit", "audit", "meeting", "resident", "mayor", "district"),
+    *("tunnel", "dock", "freight", "terminal", "grant", "season", "delay", "cost", "safety", "expansion"),
+]
 
 
 # -- the site ------------------------------------------------------------------------------------
@@ -93,10 +94,8 @@ async def _serve(port_file: Path, entries: int, latency: float) -> None:
                     )
                 reason = {200: "OK", 304: "Not Modified", 404: "Not Found"}[status]
                 extra = f"ETag: {etag}\r\n" if etag else ""
-                writer.write(
-                    f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n{extra}\r\n".encode()
-                    + body
-                )
+                head = f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
+                writer.write(f"{head}{extra}\r\n".encode() + body)
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
@@ -270,12 +269,11 @@ def main() -> None:
             site.terminate()
             site.wait()
     print(f"{args.feeds} feeds x {args.entries} entries, {args.latency * 1000:.0f} ms added to every response")
-    print(
-        f"{'case':24} {'cycle':18} {'feeds':>7} {'items':>6} {'seconds':>8} {'items/s':>8} {'feeds/s':>8} {'peak MB':>8}"
-    )
+    columns = ("feeds", "items", "seconds", "items/s", "feeds/s", "peak MB")
+    print(f"{'case':24} {'cycle':18} " + " ".join(f"{c:>8}" for c in columns))
     for r in rows:
         print(
-            f"{r.case:24} {r.cycle:18} {r.fetches:7d} {r.items:6d} {r.seconds:8.1f} "
+            f"{r.case:24} {r.cycle:18} {r.fetches:8d} {r.items:8d} {r.seconds:8.1f} "
             f"{r.items / r.seconds:8.1f} {r.fetches / r.seconds:8.1f} {r.peak_rss_mb:8.0f}"
         )
 
