@@ -682,6 +682,7 @@ def test_status_and_one_service_per_sqlite_database(tmp_path: Path, site: HTTPSe
     assert idle.returncode == 0, idle.stderr
     assert "Service: not running" in idle.stdout
     assert "2 new articles" in idle.stdout and "Feeds: 1 active, 0 need attention" in idle.stdout
+    assert "Schedule: 0 feeds due now, 0 parked; next poll due 20" in idle.stdout
     assert "harbour desk: 2 articles waiting; last sent never; next " in idle.stdout
     assert "CET" in idle.stdout or "CEST" in idle.stdout
 

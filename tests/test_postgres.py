@@ -196,6 +196,8 @@ def test_a_killed_workers_feeds_are_taken_over_and_nothing_is_lost(
     stored_at_kill = query(pg_url, "SELECT count(*) FROM items")[0][0]
     held = query(pg_url, "SELECT count(*) FROM feeds WHERE claimed_by IS NOT NULL")[0][0]
     assert 0 < stored_at_kill < N_FEEDS and held > 0  # it died holding leases, mid-cycle
+    shown = tracker("--config", str(cfg), "status").stdout
+    assert f"polling {held} feeds (lease until" in shown, shown
     survivor = start_worker(cfg, second)
     try:
         wait_until(lambda: polled_feeds(pg_url) == N_FEEDS, 240, [survivor], [second])

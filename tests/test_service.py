@@ -145,3 +145,45 @@ def test_health_is_stale_before_the_first_tick_and_after_three_missed_ticks() ->
     assert metrics.health(now + timedelta(minutes=16)) == (False, ANY)
     metrics.idle(now + timedelta(minutes=16))
     assert metrics.health(now + timedelta(minutes=17))[0] is True
+
+
+def test_sigterm_abandons_stuck_work_within_the_stop_timeout(tmp_path: Path, http_server: HTTPServer) -> None:
+    # One article answers after 25 s; with stop_timeout = 1 the service gives up on it.
+    http_server.routes["/news/stuck.html"] = Response(200, page("Stuck story"), HTML_HEADERS, delay=25)
+    entry = Entry(slug="stuck", title="Stuck story", link=http_server.url("/news/stuck.html"))
+    http_server.routes["/feed.xml"] = Response(200, rss([entry]), RSS_HEADERS)
+    db = tmp_path / "t.sqlite"
+    cfg = tmp_path / "t.toml"
+    cfg.write_text(
+        f'[database]\nurl = "sqlite:///{db}"\n[fetch]\nextract_workers = 1\nread_timeout = 60\ntotal_timeout = 90\n'
+        f'[service]\nstop_timeout = 1\n[[feeds]]\nname = "Stuck"\nurl = "{http_server.url("/feed.xml")}"\n',
+        encoding="utf-8",
+    )
+    proc = start_run(cfg)
+    try:
+        deadline = time.monotonic() + 60
+        while http_server.hits("/news/stuck.html") == 0 and time.monotonic() < deadline:
+            assert proc.poll() is None
+            time.sleep(0.1)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+        stopped_in = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert stopped_in < 8, (stopped_in, err)
+    assert "abandoning 1 requests" in err and "feeds abandoned mid-cycle" in err
+    con = sqlite3.connect(db)
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert con.execute("SELECT count(*) FROM items").fetchone()[0] == 0
+    # Not recorded as polled, lease released: the next run polls it again at once.
+    assert con.execute("SELECT last_status, claimed_by, next_poll_at FROM feeds").fetchone() == (None, None, None)
+    http_server.routes["/news/stuck.html"] = Response(200, page("Stuck story"), HTML_HEADERS)
+    env = {k: v for k, v in os.environ.items() if k != "TRACKER_CONFIG"}
+    again = subprocess.run(
+        [sys.executable, "-m", "tracker", "--config", str(cfg), "poll", "--once"], capture_output=True, env=env
+    )
+    assert again.returncode == 0
+    assert con.execute("SELECT count(*) FROM items").fetchone()[0] == 1

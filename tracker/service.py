@@ -186,3 +186,11 @@ def _serve(config: Config) -> None:
         fetcher.close()
         store.release(owner)
         logger.info("stopped")
+    stuck = [t for t in threading.enumerate() if t.name.startswith("fetch") and t.is_alive()]
+    if stopping.is_set() and stuck:
+        # Abandoned requests may sit in a socket read for up to read_timeout, and the
+        # interpreter would wait for them at exit. Nothing is half-written (every article is
+        # one transaction; the leases are released): leave now.
+        logger.warning("exiting with %d abandoned requests", len(stuck))
+        logging.shutdown()
+        os._exit(0)

@@ -47,6 +47,7 @@ def status(config: Config, store: Store, rule_ids: list[str], now: datetime) -> 
             )
         ),
         "day": fetch_stats(store.engine, now - timedelta(days=1)),
+        "schedule": store.schedule_summary(now),
         "feeds": len(feeds),
         "problems": source_problems(store, now),
         "digests": digests,
@@ -62,6 +63,11 @@ def render_status(s: dict[str, Any]) -> str:
         f"{day['items']} new articles",
         f"Feeds: {s['feeds']} active, {len(s['problems'])} need attention",
     ]
+    sched = s["schedule"]
+    upcoming = sched["next_poll_at"].strftime("%Y-%m-%d %H:%M UTC") if sched["next_poll_at"] else "none"
+    lines.insert(2, f"Schedule: {sched['due']} feeds due now, {sched['parked']} parked; next poll due {upcoming}")
+    for owner, (n, until) in sorted(sched["leases"].items()):
+        lines.insert(3, f"  worker {owner}: polling {n} feeds (lease until {until:%H:%M:%S UTC})")
     lines += [f"  {p.kind}: {p.name} — {p.detail}" for p in s["problems"]]
     lines.append(f"Digests: {len(s['digests'])}" + ("" if s["digests"] else " (none configured)"))
     for d in s["digests"]:

@@ -270,6 +270,25 @@ class Store:
                 )
             )
 
+    def schedule_summary(self, now: datetime) -> dict[str, Any]:
+        """Active feeds due now, parked, and the leases held by workers (owner → feeds)."""
+        active = Feed.active.is_(True)
+        with self.engine.connect() as conn:
+            due = conn.execute(
+                select(func.count(Feed.id)).where(active, (Feed.next_poll_at.is_(None)) | (Feed.next_poll_at <= now))
+            ).scalar_one()
+            parked = conn.execute(select(func.count(Feed.id)).where(active, Feed.parked.is_(True))).scalar_one()
+            next_at = conn.execute(select(func.min(Feed.next_poll_at)).where(active)).scalar()
+            leases = {
+                owner: (n, until)
+                for owner, n, until in conn.execute(
+                    select(Feed.claimed_by, func.count(Feed.id), func.max(Feed.claimed_until))
+                    .where(Feed.claimed_by.is_not(None), Feed.claimed_until > now)
+                    .group_by(Feed.claimed_by)
+                )
+            }
+        return {"due": due, "parked": parked, "next_poll_at": next_at, "leases": leases}
+
     def feed_health(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             rows = conn.execute(
