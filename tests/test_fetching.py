@@ -251,10 +251,11 @@ def test_guard_checks_every_hop_and_can_stop_the_fetch() -> None:
     )
     seen: list[str] = []
 
-    def guard(url: str) -> None:
+    def guard(url: str) -> bool:
         seen.append(url)
         if "169.254" in url:
             raise FetchError(url, "private address", FetchStatus.REFUSED)
+        return True
 
     with mock_fetcher(rec) as fetcher:
         err = fetch_error(fetcher, "https://public.example/feed", guard=guard)
@@ -270,7 +271,7 @@ def test_guard_checks_every_hop_and_can_stop_the_fetch() -> None:
 def test_guard_refusing_the_first_url_sends_nothing() -> None:
     rec = Recorder({"http://10.0.0.5/feed": httpx.Response(200, content=FEED)})
 
-    def guard(url: str) -> None:
+    def guard(url: str) -> bool:
         raise FetchError(url, "private address", FetchStatus.REFUSED)
 
     with mock_fetcher(rec) as fetcher:

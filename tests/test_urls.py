@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tracker.urls import canonicalize, is_private_address, resolves_to_private, validate_feed_url
+from tracker.urls import canonicalize, is_private_address, validate_feed_url
 
 # --- canonicalize -----------------------------------------------------------------------
 
@@ -171,14 +171,3 @@ def test_public_addresses(ip: str) -> None:
 def test_is_private_address_rejects_names() -> None:
     with pytest.raises(ValueError):
         is_private_address("localhost")
-
-
-def test_localhost_resolves_to_private() -> None:
-    found = resolves_to_private("localhost")
-    assert found is not None
-    assert is_private_address(found)
-
-
-def test_resolves_to_private_with_literal_addresses() -> None:
-    assert resolves_to_private("127.0.0.1") == "127.0.0.1"
-    assert resolves_to_private("8.8.8.8") is None  # a literal: no DNS lookup happens

@@ -22,13 +22,16 @@ import httpx
 from . import __version__
 from .config import FetchConfig
 from .errors import FetchError
+from .netguard import GuardedTransport, RefusedAddress, Resolver, resolve
 from .types import FetchResult, FetchStatus
 from .urls import host_of
 
 logger = logging.getLogger(__name__)
 
-#: called with each URL before it is requested (redirect hops included); raises FetchError to refuse
-Guard = Callable[[str], None]
+#: called with each URL before it is requested (redirect hops included): True when the URL is
+#: trusted (any address), False when it may only reach public addresses (checked on connect);
+#: raises FetchError to refuse it outright
+Guard = Callable[[str], bool]
 
 FEED_ACCEPT = (
     "application/rss+xml, application/atom+xml, application/rdf+xml, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.5"
@@ -40,17 +43,26 @@ DEFAULT_USER_AGENT = f"newstracker/{__version__} (+https://github.com/newstracke
 class Fetcher:
     """Owns the one ``httpx.Client``; safe to share between threads."""
 
-    def __init__(self, config: FetchConfig, *, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self, config: FetchConfig, *, transport: httpx.BaseTransport | None = None, resolver: Resolver = resolve
+    ) -> None:
         self.config = config
         timeout = httpx.Timeout(
             connect=config.connect_timeout, read=config.read_timeout, write=config.read_timeout, pool=None
         )
+        limits = httpx.Limits(max_connections=max(1, config.concurrency), max_keepalive_connections=32)
+        headers = {"User-Agent": config.user_agent or DEFAULT_USER_AGENT}
+        #: for trusted URLs: configured feeds, and links on their own hosts
         self.client = httpx.Client(
+            timeout=timeout, follow_redirects=False, headers=headers, limits=limits, transport=transport
+        )
+        #: for everything else: connects only to public addresses (``tracker.netguard``)
+        self.guarded = httpx.Client(
             timeout=timeout,
             follow_redirects=False,
-            headers={"User-Agent": config.user_agent or DEFAULT_USER_AGENT},
-            limits=httpx.Limits(max_connections=max(1, config.concurrency), max_keepalive_connections=32),
-            transport=transport,
+            headers=headers,
+            limits=limits,
+            transport=transport or GuardedTransport(limits=limits, resolver=resolver),
         )
         self._host_slots: dict[str, threading.BoundedSemaphore] = {}
         self._buckets: dict[str, _Window] = {}
@@ -64,6 +76,7 @@ class Fetcher:
     def close(self) -> None:
         self._stopping.set()
         self.client.close()
+        self.guarded.close()
 
     def __enter__(self) -> Fetcher:
         return self
@@ -107,10 +120,9 @@ class Fetcher:
         started = time.monotonic()
         current = url
         for _hop in range(self.config.max_redirects + 1):
-            if guard is not None:
-                guard(current)
+            client = self.client if guard is None or guard(current) else self.guarded
             with self._host_slot(current):
-                result, location = self._get_one(url, current, headers, started)
+                result, location = self._get_one(client, url, current, headers, started)
             if location is None:
                 assert result is not None
                 return result
@@ -118,11 +130,13 @@ class Fetcher:
         raise FetchError(url, f"more than {self.config.max_redirects} redirects", FetchStatus.HTTP_ERROR)
 
     def _get_one(
-        self, first_url: str, url: str, headers: dict[str, str], started: float
+        self, client: httpx.Client, first_url: str, url: str, headers: dict[str, str], started: float
     ) -> tuple[FetchResult | None, str | None]:
         try:
-            request = self.client.build_request("GET", url, headers=headers)
-            response = self.client.send(request, stream=True)
+            request = client.build_request("GET", url, headers=headers)
+            response = client.send(request, stream=True)
+        except RefusedAddress as exc:
+            raise FetchError(url, str(exc), FetchStatus.REFUSED) from exc
         except httpx.TimeoutException as exc:
             raise FetchError(url, f"timed out ({type(exc).__name__})", FetchStatus.TIMEOUT) from exc
         except httpx.InvalidURL as exc:

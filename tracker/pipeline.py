@@ -34,7 +34,7 @@ from .store import FeedOutcome, FeedState, Store, utcnow
 from .stories import Signature
 from .storydb import story_time
 from .types import Article, CycleReport, FeedEntry, FeedReport, FetchResult, FetchStatus, Match, TextSource
-from .urls import canonicalize, host_of, resolves_to_private, same_site
+from .urls import canonicalize, host_of, same_site
 from .workers import Extractor, Processed, process
 
 logger = logging.getLogger(__name__)
@@ -77,21 +77,12 @@ class _ArticleWork:
 
 
 def article_guard(feed_url: str, fetch: FetchConfig) -> Guard:
-    """Refuse article URLs that resolve to non-public addresses, unless trusted.
+    """Which article URLs are trusted: the feed's own host, hosts in ``[fetch] allowed_hosts``,
+    or every URL when ``allow_private_addresses`` is set. Others may only reach public
+    addresses, checked by the fetcher on the address it connects to (``tracker.netguard``)."""
 
-    Trusted: the feed's own host, hosts in ``[fetch] allowed_hosts``, or everything when
-    ``allow_private_addresses`` is set.
-    """
-
-    def guard(url: str) -> None:
-        if fetch.allow_private_addresses or same_site(url, feed_url) or host_of(url) in fetch.allowed_hosts:
-            return
-        try:
-            private = resolves_to_private(host_of(url))
-        except OSError as exc:
-            raise FetchError(url, f"cannot resolve host: {exc}", FetchStatus.NETWORK) from exc
-        if private:
-            raise FetchError(url, f"refused: resolves to non-public address {private}", FetchStatus.REFUSED)
+    def guard(url: str) -> bool:
+        return fetch.allow_private_addresses or same_site(url, feed_url) or host_of(url) in fetch.allowed_hosts
 
     return guard
 

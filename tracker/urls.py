@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import socket
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 #: query parameters that only track the reader, never select the content
@@ -113,19 +112,3 @@ def is_private_address(ip: str) -> bool:
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
         addr = addr.ipv4_mapped
     return not addr.is_global or addr.is_multicast
-
-
-def resolves_to_private(host: str, port: int = 80) -> str | None:
-    """The first non-public address ``host`` resolves to, or None.
-
-    Raises OSError when the name does not resolve at all.
-    """
-    try:
-        return host if is_private_address(host) else None
-    except ValueError:
-        pass
-    for *_, sockaddr in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP):
-        ip = str(sockaddr[0])
-        if is_private_address(ip):
-            return ip
-    return None
