@@ -7,9 +7,9 @@ Due-ness lives in the database (``feeds.next_poll_at``); this module only comput
   which about ``entries_per_poll`` new entries are expected, within ``[min_interval,
   max_interval]``. Entries that turn out to be already stored (repeats from other feeds)
   count for less than new ones: a feed that mostly repeats others is polled less often.
-- **Server hints** only ever make the interval longer: Cache-Control ``max-age``,
-  ``Expires``, the feed's RSS ``<ttl>`` and, after a 429 or 503, ``Retry-After`` (honored
-  even beyond ``max_interval``, up to a day).
+- **Server hints**: Cache-Control ``max-age``, ``Expires`` and the feed's RSS ``<ttl>``
+  only ever make a healthy feed's interval longer. After a 429 or 503, ``Retry-After``
+  sets the retry time instead of the backoff (at least ``min_interval``, at most a day).
 - **Failures** back off exponentially with jitter, graded by kind: a timeout or a reset
   connection weighs less than a 404 or a document that is not a feed.
 - **Parked feeds**: a feed failing for ``park_after_days`` is parked: it shows as parked
@@ -137,12 +137,12 @@ def plan(
     if failed:
         if failing_since is not None and now - failing_since >= cadence.park_after:
             return Plan(now + cadence.parked_interval * spread, parked=True, reason="parked")
+        if retry is not None:
+            # The server said when (429, 503): then, but never sooner than the fastest poll.
+            return Plan(now + max(retry, cadence.min_interval), reason="retry-after")
         base = max(cadence.interval, cadence.min_interval)
         delay = min(base * 2 ** min(failure_score, 30.0), max(cadence.max_backoff, base))
-        reason = "backoff"
-        if retry is not None and retry > delay:
-            return Plan(now + retry, reason="retry-after")
-        return Plan(now + delay * spread, reason=reason)
+        return Plan(now + delay * spread, reason="backoff")
     if rate is None:
         interval, reason = cadence.interval, "new"
     elif rate <= 0:
