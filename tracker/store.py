@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
+import random
+import time
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,23 +40,24 @@ logger = logging.getLogger(__name__)
 MIN_DUPLICATE_TEXT = 500
 
 
-def make_engine(url: str) -> Engine:
-    """Engine for ``url``; creates the directory of a SQLite file and sets its pragmas."""
+def make_engine(url: str, *, busy_timeout: float = 30.0) -> Engine:
+    """Engine for ``url``; creates the directory of a SQLite file and sets its pragmas.
+    ``busy_timeout``: seconds SQLite waits for another writer before "database is locked"."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
+        engine = create_engine(url, connect_args={"timeout": busy_timeout})
+        event.listen(engine, "connect", partial(_sqlite_pragmas, busy_ms=int(busy_timeout * 1000)))
         return engine
     return create_engine(url, pool_pre_ping=True)
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any, *, busy_ms: int = 30000) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={busy_ms:d}")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
 
@@ -144,21 +148,22 @@ class Store:
         """Make the feed table follow the config: add new feeds, rename, (de)activate."""
         now = utcnow()
         wanted = {s.url: s for s in sources}
-        with self._begin() as conn:
-            existing = {row.url: row for row in conn.execute(select(Feed.id, Feed.url, Feed.name, Feed.active))}
-            for url, src in wanted.items():
-                row = existing.get(url)
-                if row is None:
-                    conn.execute(
-                        self._insert(Feed.__table__)
-                        .values(url=url, name=src.name, active=True, consecutive_failures=0, created_at=now)
-                        .on_conflict_do_nothing()
-                    )
-                elif row.name != src.name or not row.active:
-                    conn.execute(update(Feed).where(Feed.id == row.id).values(name=src.name, active=True))
-            gone = [row.id for url, row in existing.items() if url not in wanted and row.active]
-            if gone:
-                conn.execute(update(Feed).where(Feed.id.in_(gone)).values(active=False))
+        for attempt in self._writes():
+            with attempt as conn:
+                existing = {row.url: row for row in conn.execute(select(Feed.id, Feed.url, Feed.name, Feed.active))}
+                for url, src in wanted.items():
+                    row = existing.get(url)
+                    if row is None:
+                        conn.execute(
+                            self._insert(Feed.__table__)
+                            .values(url=url, name=src.name, active=True, consecutive_failures=0, created_at=now)
+                            .on_conflict_do_nothing()
+                        )
+                    elif row.name != src.name or not row.active:
+                        conn.execute(update(Feed).where(Feed.id == row.id).values(name=src.name, active=True))
+                gone = [row.id for url, row in existing.items() if url not in wanted and row.active]
+                if gone:
+                    conn.execute(update(Feed).where(Feed.id.in_(gone)).values(active=False))
         return self.feeds(active_only=True)
 
     def feeds(self, *, active_only: bool = False, due_at: datetime | None = None) -> list[FeedState]:
@@ -181,27 +186,29 @@ class Store:
         """
         free = (Feed.claimed_until.is_(None)) | (Feed.claimed_until <= now) | (Feed.claimed_by == owner)
         due = (Feed.next_poll_at.is_(None)) | (Feed.next_poll_at <= now)
-        with self._begin() as conn:
-            ids = (
-                conn.execute(
-                    select(Feed.id)
-                    .where(Feed.active.is_(True), due, free)
-                    .order_by(Feed.next_poll_at.is_not(None), Feed.next_poll_at, Feed.id)
-                    .limit(limit)
-                    .with_for_update(skip_locked=True)
+        for attempt in self._writes():
+            with attempt as conn:
+                ids = (
+                    conn.execute(
+                        select(Feed.id)
+                        .where(Feed.active.is_(True), due, free)
+                        .order_by(Feed.next_poll_at.is_not(None), Feed.next_poll_at, Feed.id)
+                        .limit(limit)
+                        .with_for_update(skip_locked=True)
+                    )
+                    .scalars()
+                    .all()
                 )
-                .scalars()
-                .all()
-            )
-            if not ids:
-                return []
-            conn.execute(
-                update(Feed)
-                .where(Feed.id.in_(ids), free)
-                .values(claimed_by=owner, claimed_until=now + lease)
-                .execution_options(synchronize_session=False)
-            )
-            rows = conn.execute(select(Feed).where(Feed.id.in_(ids), Feed.claimed_by == owner).order_by(Feed.id)).all()
+                if not ids:
+                    return []
+                conn.execute(
+                    update(Feed)
+                    .where(Feed.id.in_(ids), free)
+                    .values(claimed_by=owner, claimed_until=now + lease)
+                    .execution_options(synchronize_session=False)
+                )
+                mine = select(Feed).where(Feed.id.in_(ids), Feed.claimed_by == owner)
+                rows = conn.execute(mine.order_by(Feed.id)).all()
         return [_feed_state(r) for r in rows]
 
     def release(self, owner: str, feed_ids: Iterable[int] | None = None) -> int:
@@ -212,8 +219,10 @@ class Store:
             if not ids:
                 return 0
             query = query.where(Feed.id.in_(ids))
-        with self._begin() as conn:
-            return conn.execute(query.values(claimed_by=None, claimed_until=None)).rowcount or 0
+        for attempt in self._writes():
+            with attempt as conn:
+                return conn.execute(query.values(claimed_by=None, claimed_until=None)).rowcount or 0
+        raise AssertionError("unreachable: _writes ends only after a committed attempt")
 
     def record_fetch(self, feed: FeedState, outcome: FeedOutcome) -> None:
         """Record the outcome on the feed row and in the fetch log (one transaction)."""
@@ -254,21 +263,22 @@ class Store:
         if outcome.owner is not None:
             # A lease that expired and was taken over is the other worker's now: log only.
             row = row.where((Feed.claimed_by.is_(None)) | (Feed.claimed_by == outcome.owner))
-        with self._begin() as conn:
-            conn.execute(row.values(**values))
-            conn.execute(
-                self._insert(FetchLog.__table__).values(
-                    feed_id=feed.id,
-                    started_at=outcome.started_at,
-                    duration_ms=outcome.duration_ms,
-                    status=outcome.status.value,
-                    http_status=outcome.http_status,
-                    bytes=outcome.size,
-                    entries=outcome.entries,
-                    new_items=outcome.new_items,
-                    error=outcome.error,
+        for attempt in self._writes():
+            with attempt as conn:
+                conn.execute(row.values(**values))
+                conn.execute(
+                    self._insert(FetchLog.__table__).values(
+                        feed_id=feed.id,
+                        started_at=outcome.started_at,
+                        duration_ms=outcome.duration_ms,
+                        status=outcome.status.value,
+                        http_status=outcome.http_status,
+                        bytes=outcome.size,
+                        entries=outcome.entries,
+                        new_items=outcome.new_items,
+                        error=outcome.error,
+                    )
                 )
-            )
 
     def schedule_summary(self, now: datetime) -> dict[str, Any]:
         """Active feeds due now, parked, and the leases held by workers (owner → feeds)."""
@@ -348,11 +358,15 @@ class Store:
 
     def link_source(self, item: int | str, feed_id: int, entry_url: str | None, guid: str | None) -> bool:
         """Record that ``feed_id`` also carried a stored item (by id or URL); True if new."""
-        with self._begin() as conn:
-            item_id = item if isinstance(item, int) else conn.execute(select(Item.id).where(Item.url == item)).scalar()
-            if item_id is None:
-                return False
-            return self._link(conn, item_id, feed_id, entry_url, guid)
+        for attempt in self._writes():
+            with attempt as conn:
+                item_id = (
+                    item if isinstance(item, int) else conn.execute(select(Item.id).where(Item.url == item)).scalar()
+                )
+                if item_id is None:
+                    return False
+                return self._link(conn, item_id, feed_id, entry_url, guid)
+        raise AssertionError("unreachable: _writes ends only after a committed attempt")
 
     def _link(self, conn: Connection, item_id: int, feed_id: int, entry_url: str | None, guid: str | None) -> bool:
         result = conn.execute(
@@ -382,50 +396,52 @@ class Store:
         """
         now = utcnow()
         digest = text_hash(article.text)
-        with self._begin() as conn:
-            existing = conn.execute(select(Item.id).where(Item.url == article.url)).scalar()
-            if existing is None and len(article.text) >= MIN_DUPLICATE_TEXT:
-                # The same article under another URL (a syndicated copy, a mirror): one item.
-                existing = conn.execute(
-                    select(Item.id).where(Item.text_hash == digest).order_by(Item.id).limit(1)
+        for attempt in self._writes():
+            with attempt as conn:
+                existing = conn.execute(select(Item.id).where(Item.url == article.url)).scalar()
+                if existing is None and len(article.text) >= MIN_DUPLICATE_TEXT:
+                    # The same article under another URL (a syndicated copy, a mirror): one item.
+                    existing = conn.execute(
+                        select(Item.id).where(Item.text_hash == digest).order_by(Item.id).limit(1)
+                    ).scalar()
+                if existing is not None:
+                    if feed_id is not None:
+                        self._link(conn, existing, feed_id, entry_url, guid)
+                    return existing, False
+                item_id = conn.execute(
+                    self._insert(Item.__table__)
+                    .values(
+                        url=article.url,
+                        guid=guid,
+                        title=article.title,
+                        author=article.author,
+                        published_at=article.published,
+                        site_name=article.site_name,
+                        language=article.language,
+                        text=article.text,
+                        text_source=article.text_source.value,
+                        text_hash=digest,
+                        raw_html=zlib.compress(raw_html, 6) if raw_html else None,
+                        final_url=article.final_url,
+                        host=outlet_host(article.url),
+                        fetched_at=now,
+                    )
+                    .on_conflict_do_nothing(index_elements=["url"])
+                    .returning(Item.id)
                 ).scalar()
-            if existing is not None:
+                if item_id is None:
+                    # Another writer stored it between our check and insert: link instead.
+                    existing = conn.execute(select(Item.id).where(Item.url == article.url)).scalar_one()
+                    if feed_id is not None:
+                        self._link(conn, existing, feed_id, entry_url, guid)
+                    return existing, False
                 if feed_id is not None:
-                    self._link(conn, existing, feed_id, entry_url, guid)
-                return existing, False
-            item_id = conn.execute(
-                self._insert(Item.__table__)
-                .values(
-                    url=article.url,
-                    guid=guid,
-                    title=article.title,
-                    author=article.author,
-                    published_at=article.published,
-                    site_name=article.site_name,
-                    language=article.language,
-                    text=article.text,
-                    text_source=article.text_source.value,
-                    text_hash=digest,
-                    raw_html=zlib.compress(raw_html, 6) if raw_html else None,
-                    final_url=article.final_url,
-                    host=outlet_host(article.url),
-                    fetched_at=now,
-                )
-                .on_conflict_do_nothing(index_elements=["url"])
-                .returning(Item.id)
-            ).scalar()
-            if item_id is None:
-                # Another writer stored it between our check and insert: link instead.
-                existing = conn.execute(select(Item.id).where(Item.url == article.url)).scalar_one()
-                if feed_id is not None:
-                    self._link(conn, existing, feed_id, entry_url, guid)
-                return existing, False
-            if feed_id is not None:
-                self._link(conn, item_id, feed_id, entry_url, guid)
-            self._insert_matches(conn, item_id, matches, now)
-            if story is not None:
-                place_item(conn, item_id, story)
-        return item_id, True
+                    self._link(conn, item_id, feed_id, entry_url, guid)
+                self._insert_matches(conn, item_id, matches, now)
+                if story is not None:
+                    place_item(conn, item_id, story)
+                return item_id, True
+        raise AssertionError("unreachable: _writes ends only after a committed attempt")
 
     def _insert_matches(self, conn: Connection, item_id: int, matches: Sequence[Match], now: datetime) -> None:
         if matches:
@@ -533,6 +549,22 @@ class Store:
     def _begin(self) -> Any:
         return _wrapped(self.engine.begin())
 
+    def _writes(self) -> Iterator[_Attempt]:
+        """Attempts at one write transaction: ``for attempt in self._writes(): with attempt
+        as conn: ...``. A transaction that finds the database locked (SQLite: another
+        writer; PostgreSQL: a deadlock) is rolled back and run again after a growing,
+        jittered pause, for up to ``LOCK_PATIENCE`` seconds, so no write is dropped."""
+        delay = 0.05
+        deadline = time.monotonic() + LOCK_PATIENCE
+        while True:
+            attempt = _Attempt(self.engine, retry=time.monotonic() < deadline)
+            yield attempt
+            if attempt.done:
+                return
+            logger.info("database is locked (%s); retrying in %.2fs", attempt.error, delay)
+            time.sleep(delay * random.uniform(0.5, 1.5))
+            delay = min(delay * 2, 2.0)
+
 
 def _match_row(item_id: int, m: Match, now: datetime) -> dict[str, Any]:
     return {
@@ -556,6 +588,46 @@ def _ident(name: str) -> str:
 def _chunks(seq: list[str], size: int) -> Iterable[list[str]]:
     for i in range(0, len(seq), size):
         yield seq[i : i + size]
+
+
+#: seconds a write keeps retrying while the database is locked
+LOCK_PATIENCE = 120.0
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    text = str(getattr(exc, "orig", exc)).lower()
+    return any(s in text for s in ("database is locked", "database is busy", "deadlock detected"))
+
+
+class _Attempt:
+    """One try of a write transaction (see ``Store._writes``)."""
+
+    def __init__(self, engine: Engine, *, retry: bool) -> None:
+        self._cm = engine.begin()
+        self._retry = retry
+        self.done = False
+        self.error = ""
+
+    def __enter__(self) -> Connection:
+        try:
+            return self._cm.__enter__()
+        except OperationalError as exc:
+            raise StorageError(f"database error: {exc.orig}") from exc
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
+        try:
+            self._cm.__exit__(kind, exc, tb)
+        except OperationalError as err:  # the commit itself: the body may have returned already
+            raise StorageError(f"database error: {err.orig}") from err
+        if exc is None:
+            self.done = True
+            return False
+        if isinstance(exc, OperationalError) and self._retry and _is_lock_error(exc):
+            self.error = str(exc.orig)
+            return True
+        if isinstance(exc, OperationalError):
+            raise StorageError(f"database error: {exc.orig}") from exc
+        return False
 
 
 class _wrapped:
