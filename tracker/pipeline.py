@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -38,6 +39,8 @@ from .urls import canonicalize, host_of, same_site
 from .workers import Extractor, Processed, process
 
 logger = logging.getLogger(__name__)
+
+RECORD_BATCH = 200  #: feed outcomes without new items written per transaction
 
 
 @dataclass
@@ -119,6 +122,8 @@ class Cycle:
         self.roles: dict[str, int] = {}
         self._threads = ThreadPoolExecutor(max(1, fetcher.config.concurrency), thread_name_prefix="fetch")
         self._pending: dict[Future[Any], tuple[str, Any]] = {}
+        self._done: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
+        self._unrecorded: list[tuple[FeedState, FeedOutcome]] = []  #: outcomes without new items, batched
         self._backlog: deque[_ArticleWork] = deque()
         self._in_flight_links: dict[str, _ArticleWork] = {}
         self._max_articles = max(4, 2 * fetcher.config.concurrency)
@@ -135,8 +140,9 @@ class Cycle:
                 fut = self._threads.submit(
                     self.fetcher.get, feed.url, etag=feed.etag, last_modified=feed.last_modified, accept=FEED_ACCEPT
                 )
-                self._pending[fut] = ("feed", work)
+                self._track(fut, "feed", work)
             self._drain()
+            self._flush_records()
         finally:
             # After an abandoned stop, fetch threads still running are not waited for.
             self._threads.shutdown(wait=self._stop_deadline is None, cancel_futures=True)
@@ -151,6 +157,23 @@ class Cycle:
         )
 
     # -- event loop -----------------------------------------------------------------------
+
+    def _track(self, fut: Future[Any], kind: str, payload: Any) -> None:
+        self._pending[fut] = (kind, payload)
+        fut.add_done_callback(self._done.put)
+
+    def _completed(self, timeout: float) -> list[Future[Any]]:
+        """Futures finished since the last call, waiting up to ``timeout`` for the first
+        (a queue fed by done-callbacks: O(1) per completion, whatever is in flight)."""
+        try:
+            done = [self._done.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        while True:
+            try:
+                done.append(self._done.get_nowait())
+            except queue.Empty:
+                return done
 
     def _drain(self) -> None:
         while self._pending:
@@ -170,8 +193,9 @@ class Cycle:
                         fut.cancel()
                     self._pending.clear()
                     break
-            done, _ = wait(list(self._pending), timeout=0.25, return_when=FIRST_COMPLETED)
-            for fut in done:
+            for fut in self._completed(timeout=0.25):
+                if fut not in self._pending:
+                    continue  # cancelled and forgotten while stopping
                 kind, payload = self._pending.pop(fut)
                 if kind == "feed":
                     self._feed_fetched(payload, fut)
@@ -244,7 +268,7 @@ class Cycle:
             if art.entry.link:
                 guard = article_guard(art.work.feed.url, self.fetcher.config)
                 fut = self._threads.submit(self.fetcher.get, art.entry.link, guard=guard)
-                self._pending[fut] = ("page", art)
+                self._track(fut, "page", art)
             else:
                 self._submit_extract(art)
 
@@ -263,7 +287,7 @@ class Cycle:
         except BrokenProcessPool:
             self.extractor.reset()
             fut = self.extractor.submit(job)
-        self._pending[fut] = ("extract", art)
+        self._track(fut, "extract", art)
 
     def _job(self, art: _ArticleWork, *, with_html: bool = True) -> ExtractJob:
         page = art.page
@@ -323,6 +347,10 @@ class Cycle:
             self.store.link_source(item_id, other.feed.id, art.link, entry.guid or art.link)
 
     # -- feed bookkeeping -------------------------------------------------------------------
+
+    def _flush_records(self) -> None:
+        self.store.record_fetches(self._unrecorded)
+        self._unrecorded.clear()
 
     def _fail(self, work: _FeedWork, status: FetchStatus, error: str) -> None:
         work.status, work.error = status, error
@@ -385,7 +413,14 @@ class Cycle:
             entries=work.entries,
             new_items=work.new,
         )
-        self.store.record_fetch(work.feed, outcome)
+        if work.status is FetchStatus.OK:
+            self.store.record_fetch(work.feed, outcome)  # after its articles, at once
+        else:
+            # Nothing new came with it (a 304, a failure): a crash before the batch is
+            # written only means polling it again. One commit per batch, not per feed.
+            self._unrecorded.append((work.feed, outcome))
+            if len(self._unrecorded) >= RECORD_BATCH:
+                self._flush_records()
         if schedule.parked and not feed.parked:
             logger.warning("feed parked name=%r url=%s: failing since %s", feed.name, feed.url, feed.failing_since)
         logger.info(

@@ -226,6 +226,19 @@ class Store:
 
     def record_fetch(self, feed: FeedState, outcome: FeedOutcome) -> None:
         """Record the outcome on the feed row and in the fetch log (one transaction)."""
+        self.record_fetches([(feed, outcome)])
+
+    def record_fetches(self, outcomes: Sequence[tuple[FeedState, FeedOutcome]]) -> None:
+        """Record several fetch outcomes in one transaction (one commit for a batch of 304s)."""
+        if not outcomes:
+            return
+        statements = [s for feed, outcome in outcomes for s in self._fetch_statements(feed, outcome)]
+        for attempt in self._writes():
+            with attempt as conn:
+                for statement in statements:
+                    conn.execute(statement)
+
+    def _fetch_statements(self, feed: FeedState, outcome: FeedOutcome) -> list[Any]:
         values: dict[str, Any] = {
             "last_status": outcome.status.value,
             "last_fetched_at": outcome.started_at,
@@ -263,22 +276,18 @@ class Store:
         if outcome.owner is not None:
             # A lease that expired and was taken over is the other worker's now: log only.
             row = row.where((Feed.claimed_by.is_(None)) | (Feed.claimed_by == outcome.owner))
-        for attempt in self._writes():
-            with attempt as conn:
-                conn.execute(row.values(**values))
-                conn.execute(
-                    self._insert(FetchLog.__table__).values(
-                        feed_id=feed.id,
-                        started_at=outcome.started_at,
-                        duration_ms=outcome.duration_ms,
-                        status=outcome.status.value,
-                        http_status=outcome.http_status,
-                        bytes=outcome.size,
-                        entries=outcome.entries,
-                        new_items=outcome.new_items,
-                        error=outcome.error,
-                    )
-                )
+        log = self._insert(FetchLog.__table__).values(
+            feed_id=feed.id,
+            started_at=outcome.started_at,
+            duration_ms=outcome.duration_ms,
+            status=outcome.status.value,
+            http_status=outcome.http_status,
+            bytes=outcome.size,
+            entries=outcome.entries,
+            new_items=outcome.new_items,
+            error=outcome.error,
+        )
+        return [row.values(**values), log]
 
     def schedule_summary(self, now: datetime) -> dict[str, Any]:
         """Active feeds due now, parked, and the leases held by workers (owner → feeds)."""
