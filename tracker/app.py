@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config, FetchConfig
-from .errors import FetchError
+from .errors import ConfigError, FetchError
 from .extract import ExtractJob, build_article
 from .fetching import Fetcher
 from .grouping import StoryGrouper
@@ -44,12 +44,35 @@ class Prepared:
 def prepare(config: Config, store: Store | None = None) -> Prepared:
     """Store (migrated, every item in a story), compiled rules, and the feed table synced
     with the config."""
+    # Rules and subscriptions are checked before the database is touched: a mistake in
+    # either writes nothing.
+    matcher = validate(config)
     store = store or open_store(config)
-    matcher = load_matcher(config)
     store.adopt_rules((r.id, r.content_hash) for r in matcher.ruleset.rules)
     grouper = StoryGrouper(store)
     grouper.catch_up()
     return Prepared(store, matcher, grouper, store.sync_feeds(config.feeds))
+
+
+def validate(config: Config) -> Matcher:
+    """Load the rules and check the subscriptions against them, touching nothing: commands
+    that write call this first, so a mistake in a rule file or a [[digests]] table writes
+    nothing (and exits 2)."""
+    matcher = load_matcher(config)
+    check_digest_rules(config, {r.id for r in matcher.ruleset.rules})
+    return matcher
+
+
+def check_digest_rules(config: Config, rule_ids: set[str]) -> None:
+    """Every [[digests]] subscription names only loaded rules (or "*")."""
+    for i, sub in enumerate(config.digests):
+        unknown = [r for r in sub.rules if r != "*" and r not in rule_ids]
+        if unknown:
+            raise ConfigError(
+                f"unknown rule {', '.join(map(repr, unknown))} (known: {', '.join(sorted(rule_ids))})",
+                path=str(config.path or "defaults"),
+                key=f"digests[{i}].rules",
+            )
 
 
 def poll_once(config: Config, store: Store | None = None, *, all_feeds: bool = True) -> CycleReport:

@@ -95,10 +95,11 @@ def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
 @handle_errors
 def init(ctx: Context) -> None:
     """Create the database, or upgrade it to the current schema."""
-    from .app import open_store
+    from .app import open_store, validate
     from .migrate import current_revision
 
     ctx.setup_logging()
+    validate(ctx.config)
     store = open_store(ctx.config)
     click.echo(f"database ready: {store.url} (schema {current_revision(store.engine)})")
 
@@ -474,13 +475,14 @@ def digest_send(ctx: Context, name: str | None, force: bool) -> None:
     """Send the digests that are due (or all of them with --now). Each item goes out once:
     a re-run sends nothing already sent; a failed send leaves its items for the next run.
     Exits 1 when any digest failed."""
-    from .app import open_store
+    from .app import open_store, validate
     from .delivery import send_all, subscriptions
 
     ctx.setup_logging()
     subs = subscriptions(ctx.config, name)
     if not subs:
         _fail("no [[digests]] in the configuration", 2)
+    validate(ctx.config)
     outcomes = send_all(ctx.config, open_store(ctx.config), subs, force=force)
     for o in outcomes:
         detail = {
@@ -509,12 +511,13 @@ def digest_preview(ctx: Context, name: str | None, since: Any, out: Path) -> Non
     sending or recording anything."""
     from datetime import UTC
 
-    from .app import open_store
+    from .app import open_store, validate
     from .delivery import preview, rule_titles_of, subscriptions
 
     subs = subscriptions(ctx.config, name)
     if not subs:
         _fail("no [[digests]] in the configuration", 2)
+    validate(ctx.config)
     store = open_store(ctx.config)
     titles = rule_titles_of(ctx.config)
     for sub in subs:

@@ -27,7 +27,7 @@ from types import FrameType
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from .app import prepare
+from .app import prepare, validate
 from .config import Config, DigestConfig
 from .delivery import send_all
 from .fetching import Fetcher
@@ -58,6 +58,7 @@ def worker_name() -> str:
 def run_service(config: Config) -> None:
     """Run until SIGTERM/SIGINT. On SQLite, a second service on the same database refuses
     to start (AlreadyRunning)."""
+    validate(config)  # a bad rule or subscription stops here, before the lock file or the database
     path = lock_path(config.database_url)
     with ServiceLock(path) if path is not None else nullcontext():
         _serve(config)
