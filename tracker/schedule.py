@@ -40,6 +40,7 @@ PERMANENT_WEIGHT = 2.0  #: 404, 410 and other client errors: not going to fix th
 RATE_HALF_LIFE = timedelta(days=2)  #: how fast the publish-rate average forgets
 REPEAT_WEIGHT = 0.25  #: an entry already stored counts as a quarter of a new one
 MAX_RETRY_AFTER = timedelta(days=1)
+_RNG = random.Random()  # one generator: seeding a new one per call costs more than the plan
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +133,7 @@ def plan(
 ) -> Plan:
     """The next poll of a feed. ``failure_score`` is the sum of the failure weights of the
     current run of failures (this one included); ``rate`` is the updated publish rate."""
-    rng = rng or random.Random()
+    rng = rng or _RNG
     spread = 1 + rng.uniform(-cadence.jitter, cadence.jitter)
     if failed:
         if failing_since is not None and now - failing_since >= cadence.park_after:

@@ -18,15 +18,30 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, create_engine, delete, event, func, select, text, update
+from sqlalchemy import (
+    Boolean,
+    Engine,
+    Float,
+    Table,
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import OperationalError
 
 from .errors import StorageError
-from .models import Feed, FetchLog, Item, ItemSource, RuleMatch, RuleState
+from .models import Feed, FetchLog, Item, ItemSource, RuleMatch, RuleState, UTCDateTime
 from .storydb import StoryPlacement, place_item
 from .text import text_hash
 from .types import Article, FeedSource, FetchStatus, Match
@@ -60,6 +75,70 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any, *, busy_ms: int = 30000) -> N
     cur.execute(f"PRAGMA busy_timeout={busy_ms:d}")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
+
+
+_FEEDS = cast(Table, Feed.__table__)
+_F = _FEEDS.c
+_MINE = or_(_F.claimed_by.is_(None), _F.claimed_by == bindparam("b_owner"), bindparam("b_anyone", type_=Boolean))
+_COMMON = {
+    "last_status": bindparam("b_status"),
+    "last_fetched_at": bindparam("b_started", type_=UTCDateTime),
+    "next_poll_at": bindparam("b_next", type_=UTCDateTime),
+    "failure_score": bindparam("b_score", type_=Float),
+    "parked": bindparam("b_parked", type_=Boolean),
+    "schedule_reason": bindparam("b_reason"),
+    "claimed_by": None,
+    "claimed_until": None,
+}
+_SUCCESS = {
+    **_COMMON,
+    "last_error": None,
+    "consecutive_failures": 0,
+    "last_success_at": bindparam("b_started", type_=UTCDateTime),
+    "failing_since": None,
+    "publish_rate": bindparam("b_rate", type_=Float),
+    "etag": bindparam("b_etag"),
+    "last_modified": bindparam("b_last_modified"),
+}
+_ROW = update(_FEEDS).where(_F.id == bindparam("b_id"), _MINE)
+#: the feed-row update for each kind of fetch outcome, executed for many rows at once
+_FEED_UPDATES = {
+    "ok": _ROW.values(
+        **_SUCCESS,
+        body_hash=bindparam("b_body_hash"),
+        bozo_reason=bindparam("b_bozo"),
+        title=func.coalesce(bindparam("b_title"), _F.title),
+    ),
+    "unchanged": _ROW.values(**_SUCCESS),
+    "failed": _ROW.values(
+        **_COMMON,
+        last_error=bindparam("b_error"),
+        consecutive_failures=_F.consecutive_failures + 1,
+        failing_since=func.coalesce(_F.failing_since, bindparam("b_started", type_=UTCDateTime)),
+    ),
+}
+
+
+def _fetch_params(feed: FeedState, outcome: FeedOutcome) -> dict[str, Any]:
+    return {
+        "b_id": feed.id,
+        "b_owner": outcome.owner or "",
+        "b_anyone": outcome.owner is None,
+        "b_status": outcome.status.value,
+        "b_started": outcome.started_at,
+        "b_next": outcome.next_poll_at,
+        "b_score": outcome.failure_score,
+        "b_parked": outcome.parked,
+        "b_reason": outcome.schedule_reason or None,
+        "b_rate": outcome.publish_rate,
+        # A 304 may carry new validators; otherwise the old ones stay.
+        "b_etag": outcome.etag or feed.etag,
+        "b_last_modified": outcome.last_modified or feed.last_modified,
+        "b_body_hash": outcome.body_hash,
+        "b_bozo": outcome.bozo_reason,
+        "b_title": outcome.title or None,
+        "b_error": outcome.error,
+    }
 
 
 def _feed_state(r: Any) -> FeedState:
@@ -229,65 +308,36 @@ class Store:
         self.record_fetches([(feed, outcome)])
 
     def record_fetches(self, outcomes: Sequence[tuple[FeedState, FeedOutcome]]) -> None:
-        """Record several fetch outcomes in one transaction (one commit for a batch of 304s)."""
+        """Record fetch outcomes on their feed rows and in the fetch log, in one transaction:
+        one prepared statement per kind of outcome, executed for the whole batch.
+
+        A feed whose lease expired and was taken over by another worker is that worker's
+        now: its row is left alone (the fetch is still logged)."""
         if not outcomes:
             return
-        statements = [s for feed, outcome in outcomes for s in self._fetch_statements(feed, outcome)]
+        groups: dict[str, list[dict[str, Any]]] = {}
+        logs = []
+        for feed, outcome in outcomes:
+            kind = "failed" if outcome.status.failed else "ok" if outcome.status is FetchStatus.OK else "unchanged"
+            groups.setdefault(kind, []).append(_fetch_params(feed, outcome))
+            logs.append(
+                {
+                    "feed_id": feed.id,
+                    "started_at": outcome.started_at,
+                    "duration_ms": outcome.duration_ms,
+                    "status": outcome.status.value,
+                    "http_status": outcome.http_status,
+                    "bytes": outcome.size,
+                    "entries": outcome.entries,
+                    "new_items": outcome.new_items,
+                    "error": outcome.error,
+                }
+            )
         for attempt in self._writes():
             with attempt as conn:
-                for statement in statements:
-                    conn.execute(statement)
-
-    def _fetch_statements(self, feed: FeedState, outcome: FeedOutcome) -> list[Any]:
-        values: dict[str, Any] = {
-            "last_status": outcome.status.value,
-            "last_fetched_at": outcome.started_at,
-            "next_poll_at": outcome.next_poll_at,
-            "failure_score": outcome.failure_score,
-            "parked": outcome.parked,
-            "schedule_reason": outcome.schedule_reason or None,
-            "claimed_by": None,
-            "claimed_until": None,
-        }
-        if outcome.status.failed:
-            values["last_error"] = outcome.error
-            values["consecutive_failures"] = Feed.consecutive_failures + 1
-            values["failing_since"] = func.coalesce(Feed.failing_since, outcome.started_at)
-        else:
-            values.update(
-                last_error=None,
-                consecutive_failures=0,
-                last_success_at=outcome.started_at,
-                failing_since=None,
-                publish_rate=outcome.publish_rate,
-            )
-            if outcome.status is FetchStatus.OK:
-                values.update(
-                    etag=outcome.etag,
-                    last_modified=outcome.last_modified,
-                    body_hash=outcome.body_hash,
-                    bozo_reason=outcome.bozo_reason,
-                )
-                if outcome.title:
-                    values["title"] = outcome.title
-            elif outcome.etag or outcome.last_modified:
-                values.update(etag=outcome.etag or feed.etag, last_modified=outcome.last_modified or feed.last_modified)
-        row = update(Feed).where(Feed.id == feed.id)
-        if outcome.owner is not None:
-            # A lease that expired and was taken over is the other worker's now: log only.
-            row = row.where((Feed.claimed_by.is_(None)) | (Feed.claimed_by == outcome.owner))
-        log = self._insert(FetchLog.__table__).values(
-            feed_id=feed.id,
-            started_at=outcome.started_at,
-            duration_ms=outcome.duration_ms,
-            status=outcome.status.value,
-            http_status=outcome.http_status,
-            bytes=outcome.size,
-            entries=outcome.entries,
-            new_items=outcome.new_items,
-            error=outcome.error,
-        )
-        return [row.values(**values), log]
+                for kind, params in groups.items():
+                    conn.execute(_FEED_UPDATES[kind], params)
+                conn.execute(insert(cast(Table, FetchLog.__table__)), logs)
 
     def schedule_summary(self, now: datetime) -> dict[str, Any]:
         """Active feeds due now, parked, and the leases held by workers (owner → feeds)."""
