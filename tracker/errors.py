@@ -15,6 +15,7 @@ Per-feed failures are recorded as data on the feed row; only unexpected errors p
 
 from __future__ import annotations
 
+from .text import plain
 from .types import FetchStatus
 
 
@@ -81,7 +82,8 @@ class FetchError(TrackerError):
         self.status = status
         self.http_status = http_status  #: the HTTP status of an error response
         self.headers = headers or {}  #: its headers, lower-cased (Retry-After is read from here)
-        super().__init__(f"{url}: {message}")
+        # The message may carry what a server said (a reason phrase): no control characters.
+        super().__init__(plain(f"{url}: {message}"))
 
 
 class ParseError(TrackerError):

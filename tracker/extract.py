@@ -92,10 +92,12 @@ def build_article(job: ExtractJob) -> Article:
     canonical = page.canonical_url if page else None
     url = canonical or (canonicalize(base) if _web_url(base) else base)
     title = (entry.title if entry and entry.title else None) or (page.title if page else None) or ""
+    # Stored text is plain text, whatever path it came by: no control characters (nor
+    # terminal escape sequences) reach the store, the terminal or the digest.
     return Article(
         url=url,
-        title=title,
-        text=text,
+        title=normalize_space(title).replace("\n", " "),
+        text=normalize_space(text),
         text_source=source,
         author=(entry.author if entry and entry.author else None) or (page.author if page else None),
         published=(entry.published if entry and entry.published else None) or (page.date if page else None),

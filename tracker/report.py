@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+from .text import plain
 from .types import CycleReport
 
 
@@ -27,7 +28,7 @@ def _cell(v: Any) -> str:
         return "-"
     if isinstance(v, datetime):
         return v.strftime("%Y-%m-%d %H:%M")
-    text = str(v)
+    text = plain(str(v)).replace("\n", " ").replace("\t", " ")
     return text if len(text) <= 60 else text[:59] + "…"
 
 

@@ -7,6 +7,9 @@ import html
 import re
 
 _WS = re.compile(r"[ \t\r\f\v\u00a0]+")
+#: C0 and C1 control characters but tab and newline (ESC among them: no terminal escape
+#: sequence from a feed survives), and the Unicode bidirectional overrides
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _BLANKS = re.compile(r"\n\s*\n\s*")
 _BLOCK_TAGS = {
     "p",
@@ -35,8 +38,14 @@ _BLOCK_TAGS = {
 }
 
 
+def plain(text: str) -> str:
+    """``text`` without control characters (tab and newline kept)."""
+    return _CONTROL.sub("", text)
+
+
 def normalize_space(text: str) -> str:
-    """Collapse runs of spaces; keep paragraph breaks as one blank line."""
+    """Collapse runs of spaces, drop control characters; keep paragraph breaks as one blank line."""
+    text = plain(text)
     lines = [_WS.sub(" ", line).strip() for line in text.replace("\r\n", "\n").split("\n")]
     joined = "\n".join(lines)
     return _BLANKS.sub("\n\n", joined).strip()
