@@ -53,17 +53,21 @@ def normalize_space(text: str) -> str:
 
 def html_to_text(fragment: str) -> str:
     """Plain text of an HTML fragment, block elements becoming paragraph breaks."""
+    fragment = plain(fragment)  # lxml refuses control characters (and they are not text)
     if "<" not in fragment:
         return normalize_space(html.unescape(fragment))
     import lxml.html
     from lxml import etree
 
+    def tags_dropped() -> str:
+        return normalize_space(html.unescape(re.sub(r"<[^>]+>", " ", fragment)))
+
     try:
         root = lxml.html.fragment_fromstring(fragment, create_parent="div")
-    except (etree.ParserError, ValueError):
-        return normalize_space(html.unescape(re.sub(r"<[^>]+>", " ", fragment)))
-    for bad in root.xpath("//script|//style|//noscript"):
-        bad.drop_tree()
+        for bad in root.xpath("//script|//style|//noscript"):
+            bad.drop_tree()
+    except (etree.ParserError, ValueError):  # e.g. "&#1;" decodes to a character lxml then refuses
+        return tags_dropped()
     parts: list[str] = []
     for event, el in etree.iterwalk(root, events=("start", "end")):
         tag = el.tag if isinstance(el.tag, str) else ""
