@@ -6,6 +6,7 @@ Needs a server: ``export TRACKER_TEST_PG="$(.ci/postgres)"`` (what `.ci/run` doe
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -222,6 +223,14 @@ def test_two_workers_sending_one_digest_send_it_once(tmp_path: Path, pg_url: str
         )
         cfg = write_config(tmp_path, pg_url, site, digest)
         assert tracker("--config", str(cfg), "poll", "--once").returncode == 0
+        # Full-text search on PostgreSQL (a GIN index, web-search syntax).
+        found = tracker(
+            "--config", str(cfg), "search", '"ferry terminal" Millford', "--format", "jsonl", "--limit", "50"
+        )
+        assert found.returncode == 0, found.stderr
+        hits = [json.loads(line) for line in found.stdout.splitlines()]
+        assert hits and all("Millford" in h["title"] and "ferry terminal" in h["title"] for h in hits)
+        assert "[Millford]" in hits[0]["snippet"] or "[ferry]" in hits[0]["snippet"]
         env = {k: v for k, v in os.environ.items() if k != "TRACKER_CONFIG"}
         command = [sys.executable, "-m", "tracker", "--config", str(cfg), "digest", "send", "--now"]
         senders = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) for _ in range(4)]

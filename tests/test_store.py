@@ -35,8 +35,10 @@ def test_upgrade_creates_schema_matching_models(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
     before, after = upgrade(engine)
     assert before is None and after == head_revision()
+    # The full-text index (a virtual table and its shadow tables) is not a model.
+    opts = {"include_name": lambda name, kind, _parent: not (kind == "table" and str(name).startswith("items_fts"))}
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        diff = compare_metadata(MigrationContext.configure(conn, opts=opts), Base.metadata)
     assert diff == []
     # Running it again is a no-op.
     assert upgrade(engine) == (head_revision(), head_revision())

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from . import __version__
-from .errors import ConfigError, RuleError, TrackerError
+from .errors import BadQueryError, ConfigError, RuleError, TrackerError
 
 if TYPE_CHECKING:
     from .config import Config
@@ -38,7 +38,7 @@ def handle_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (ConfigError, RuleError) as exc:
+        except (ConfigError, RuleError, BadQueryError) as exc:
             _fail(str(exc), 2)
         except TrackerError as exc:
             _fail(str(exc), 1)
@@ -356,6 +356,70 @@ def rematch(ctx: Context, rule_id: str | None, since: Any) -> None:
 
 
 _DAY = click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"])
+
+
+@cli.command()
+@click.argument("query")
+@click.option("--rule", "rule_id", help="Only items this rule tags.")
+@click.option("--since", type=_DAY, help="Only items published (else fetched) since this date (UTC).")
+@click.option("--until", type=_DAY, help="Only items published (else fetched) before this date (UTC).")
+@click.option("--source", help="Only items from this outlet (host, e.g. reuters.com) or configured feed name.")
+@click.option("--limit", default=20, show_default=True, help="At most this many items.")
+@click.option("--by-date", is_flag=True, help="Newest first instead of most relevant first.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "csv", "json", "jsonl"]), default="table", show_default=True
+)
+@pass_ctx
+@handle_errors
+def search(
+    ctx: Context,
+    query: str,
+    rule_id: str | None,
+    since: Any,
+    until: Any,
+    source: str | None,
+    limit: int,
+    by_date: bool,
+    fmt: str,
+) -> None:
+    """Full-text search of the stored items (title, text, entities), with the matched words
+    [marked] in a snippet. SQLite: FTS5 syntax — words, "phrases", AND, OR, NOT, prefix*.
+    PostgreSQL: web-search syntax — words, "phrases", OR, -word."""
+    import csv
+    from datetime import UTC
+
+    from .app import open_store
+    from .report import table
+    from .search import search as run_search
+
+    hits = run_search(
+        open_store(ctx.config),
+        query,
+        rule=rule_id,
+        since=since.replace(tzinfo=UTC) if since is not None else None,
+        until=until.replace(tzinfo=UTC) if until is not None else None,
+        source=source,
+        limit=limit,
+        by_date=by_date,
+    )
+    records = [h.as_dict() for h in hits]
+    if fmt == "json":
+        click.echo(json.dumps(records, ensure_ascii=False, indent=2))
+    elif fmt == "jsonl":
+        for r in records:
+            click.echo(json.dumps(r, ensure_ascii=False))
+    elif fmt == "csv":
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(_SEARCH_FIELDS))
+        writer.writeheader()
+        writer.writerows(records)
+    else:
+        rows = [(h.item_id, h.at, h.outlet, h.topics, h.title, h.snippet) for h in hits]
+        click.echo(table(("item", "when", "outlet", "topics", "title", "snippet"), rows))
+        if not hits:
+            click.echo("no items match", err=True)
+
+
+_SEARCH_FIELDS = ("item_id", "title", "url", "outlet", "at", "topics", "snippet", "score")
 
 
 @cli.command()

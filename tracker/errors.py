@@ -86,6 +86,10 @@ class FetchError(TrackerError):
         super().__init__(plain(f"{url}: {message}"))
 
 
+class BadQueryError(TrackerError, ValueError):
+    """A search query that the database cannot read (exit 2)."""
+
+
 class ParseError(TrackerError):
     pass
 

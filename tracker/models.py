@@ -114,6 +114,8 @@ class Item(Base):
     story_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     host: Mapped[str | None] = mapped_column(String(255))  #: the outlet: canonical URL's host, without www.
     fetched_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    #: the catalogue entities its matches found, as "id: name as written; ..." (searchable)
+    entities: Mapped[str | None] = mapped_column(Text)
 
 
 class ItemSignature(Base):

@@ -484,6 +484,7 @@ class Store:
                         final_url=article.final_url,
                         host=outlet_host(article.url),
                         fetched_at=now,
+                        entities=_entities(asdict(e) for m in matches for e in m.evidence),
                     )
                     .on_conflict_do_nothing(index_elements=["url"])
                     .returning(Item.id)
@@ -568,6 +569,9 @@ class Store:
                 conn.execute(delete(RuleMatch).where(RuleMatch.item_id == item_id, RuleMatch.rule_id.in_(rule_ids)))
                 self._insert_matches(conn, item_id, matches, now)
                 changed += len(before ^ {m.rule for m in matches})
+                evidence = conn.execute(select(RuleMatch.evidence).where(RuleMatch.item_id == item_id)).scalars()
+                found = [e for raw in evidence for e in json.loads(raw or "[]")]
+                conn.execute(update(Item).where(Item.id == item_id).values(entities=_entities(found)))
         return changed
 
     def item_detail(self, item_id: int) -> dict[str, Any] | None:
@@ -623,6 +627,18 @@ class Store:
             logger.info("database is locked (%s); retrying in %.2fs", attempt.error, delay)
             time.sleep(delay * random.uniform(0.5, 1.5))
             delay = min(delay * 2, 2.0)
+
+
+def _entities(evidence: Iterable[Mapping[str, Any]]) -> str | None:
+    """The catalogue entities among match evidence ("@ford" as "Ford"): "ford: Ford; byd: BYD"."""
+    names: dict[str, set[str]] = {}
+    for e in evidence:
+        term = str(e.get("term", ""))
+        if term.startswith("@"):
+            names.setdefault(term[1:].rstrip("+"), set()).add(str(e.get("text", "")))
+    if not names:
+        return None
+    return "; ".join(f"{eid}: {', '.join(sorted(n for n in texts if n))}" for eid, texts in sorted(names.items()))
 
 
 def _match_row(item_id: int, m: Match, now: datetime) -> dict[str, Any]:

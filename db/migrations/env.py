@@ -21,6 +21,8 @@ def run_migrations_online() -> None:
         target_metadata=target_metadata,
         render_as_batch=True,  # SQLite needs copy-and-move for ALTER
         compare_type=True,
+        # The FTS5 index (items_fts and its shadow tables) is maintained by triggers, not models.
+        include_name=lambda name, kind, _parent: not (kind == "table" and str(name).startswith("items_fts")),
     )
     with context.begin_transaction():
         context.run_migrations()
