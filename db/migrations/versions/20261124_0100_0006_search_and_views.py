@@ -36,7 +36,9 @@ _SQLITE_FTS = [
 ]
 
 #: the document PostgreSQL searches (the same expression in the index and in queries)
-PG_DOCUMENT = "to_tsvector('english', coalesce(title, '') || ' ' || coalesce(text, '') || ' ' || coalesce(entities, ''))"
+PG_DOCUMENT = (
+    "to_tsvector('english', coalesce(title, '') || ' ' || coalesce(text, '') || ' ' || coalesce(entities, ''))"
+)
 
 # The day of an item: when it was published, else when it was fetched (UTC).
 _DAY = {
