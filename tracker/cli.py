@@ -358,6 +358,44 @@ def rematch(ctx: Context, rule_id: str | None, since: Any) -> None:
 _DAY = click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"])
 
 
+@cli.command("export")
+@click.option(
+    "--what",
+    type=click.Choice(["items", "stories"]),
+    default="items",
+    show_default=True,
+    help="items: one row per tagged item and topic (the tagged_items view); stories: one per story.",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "jsonl", "parquet"]), help="Default: from the file name's suffix."
+)
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="File to write.")
+@click.option("--rule", "rule_id", help="Only this topic.")
+@click.option("--since", type=_DAY, help="Only items published (else stored) / stories active since this date (UTC).")
+@pass_ctx
+@handle_errors
+def export_cmd(ctx: Context, what: str, fmt: str | None, out: Path, rule_id: str | None, since: Any) -> None:
+    """Export tagged items or stories to CSV, JSON Lines or Parquet (the parquet extra)."""
+    from datetime import UTC
+
+    from .app import open_store
+    from .export import export
+
+    chosen = fmt or {".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet"}.get(out.suffix.lower())
+    if chosen is None:
+        _fail(f"{out}: say --format csv, jsonl or parquet (or name the file .csv, .jsonl or .parquet)", 2)
+        return
+    n = export(
+        open_store(ctx.config),
+        what,
+        chosen,
+        out,
+        rule=rule_id,
+        since=since.replace(tzinfo=UTC) if since is not None else None,
+    )
+    click.echo(f"{n} {what} rows written to {out} ({chosen})")
+
+
 @cli.command()
 @click.argument("query")
 @click.option("--rule", "rule_id", help="Only items this rule tags.")
