@@ -260,3 +260,17 @@ def test_a_dead_feed_is_parked_shown_and_revives_on_its_own(tmp_path: Path, http
     status, failures, parked, reason, when, score = _feeds(db)["Flaky"]
     assert (status, failures, parked, score) == ("ok", 0, 0, 0.0)
     assert sqlite3.connect(db).execute("SELECT failing_since FROM feeds").fetchone()[0] is None
+
+
+def test_a_feed_silent_for_months_or_a_hostile_header_cannot_break_the_schedule() -> None:
+    # Found in review: a decayed rate (1e-9 a day) or a 20-digit max-age overflowed timedelta.
+    quiet = update_rate(4.0, 0, 0, NOW - timedelta(days=62), NOW)
+    assert quiet is not None and quiet < 1e-8
+    assert minutes(plan(NOW, EXACT, failed=False, rate=quiet)) == 360
+    huge = "9" * 20
+    assert cache_hint({"cache-control": f"max-age={huge}"}, NOW) == timedelta(days=365)
+    assert minutes(plan(NOW, EXACT, failed=False, rate=48.0, cache=timedelta(days=365))) == 24 * 60
+    assert retry_after({"retry-after": huge}, NOW) == timedelta(days=1)
+    for odd in ("\u00b2", "\u0663", "1e9", "-5"):  # latin-1 "²", an Arabic-Indic digit, not delta-seconds
+        assert cache_hint({"cache-control": f"max-age={odd}"}, NOW) is None
+        assert retry_after({"retry-after": odd}, NOW) is None

@@ -157,13 +157,19 @@ def test_validate_feed_url_explains_the_problem(url: str, problem: str) -> None:
         "0.0.0.0",
         "224.0.0.1",  # multicast
         "100.64.0.1",  # carrier-grade NAT
+        "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254
+        "64:ff9b::a00:5",  # NAT64 of 10.0.0.5
+        "2002:a9fe:a9fe::1",  # 6to4 of 169.254.169.254
+        "::7f00:1",  # IPv4-compatible 127.0.0.1
     ],
 )
 def test_private_addresses(ip: str) -> None:
     assert is_private_address(ip)
 
 
-@pytest.mark.parametrize("ip", ["8.8.8.8", "1.1.1.1", "2001:4860:4860::8888", "::ffff:8.8.8.8"])
+@pytest.mark.parametrize(
+    "ip", ["8.8.8.8", "1.1.1.1", "2001:4860:4860::8888", "::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::1"]
+)
 def test_public_addresses(ip: str) -> None:
     assert not is_private_address(ip)
 

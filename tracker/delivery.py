@@ -271,7 +271,8 @@ def send_all(
     for sub in names:
         # Workers on other machines may reach the same subscription at the same minute: one
         # sends, and the others then find it not due (or busy while it is still sending).
-        if not lock_digest(store.engine, sub.name, owner, now, utcnow() + send_window(config)):
+        # The lock outlasts a send and the re-sends of interrupted runs that precede it.
+        if not lock_digest(store.engine, sub.name, owner, now, utcnow() + 4 * send_window(config)):
             out.append(Outcome(sub.name, "busy", error="another sender is sending this digest"))
             continue
         try:

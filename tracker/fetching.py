@@ -85,7 +85,9 @@ class Fetcher:
         self.close()
 
     @contextmanager
-    def _host_slot(self, url: str) -> Iterator[None]:
+    def _host_slot(self, url: str) -> Iterator[float]:
+        """Hold one of the host's slots and its rate budget; yields the seconds spent waiting."""
+        entered = time.monotonic()
         host = host_of(url)
         rate = self.config.per_host_per_minute
         with self._lock:
@@ -100,7 +102,7 @@ class Fetcher:
                 wait = bucket.reserve()
                 if wait > 0 and self._stopping.wait(wait):
                     raise FetchError(url, "shutting down", FetchStatus.ERROR)
-            yield
+            yield time.monotonic() - entered
 
     def get(
         self,
@@ -121,7 +123,8 @@ class Fetcher:
         current = url
         for _hop in range(self.config.max_redirects + 1):
             client = self.client if guard is None or guard(current) else self.guarded
-            with self._host_slot(current):
+            with self._host_slot(current) as waited:
+                started += waited  # time spent waiting for the host's budget is not the server's
                 result, location = self._get_one(client, url, current, headers, started)
             if location is None:
                 assert result is not None

@@ -30,7 +30,7 @@ from .feeds import parse_feed
 from .fetching import FEED_ACCEPT, Fetcher, Guard
 from .grouping import StoryGrouper
 from .matching import Matcher
-from .schedule import cache_hint, failure_weight, plan, retry_after, update_rate
+from .schedule import Plan, cache_hint, failure_weight, plan, retry_after, update_rate
 from .store import FeedOutcome, FeedState, Store, utcnow
 from .stories import Signature
 from .storydb import story_time
@@ -41,6 +41,7 @@ from .workers import Extractor, Processed, process
 logger = logging.getLogger(__name__)
 
 RECORD_BATCH = 200  #: feed outcomes without new items written per transaction
+RECORD_DELAY = 5.0  #: seconds such an outcome may wait for its batch
 
 
 @dataclass
@@ -124,6 +125,7 @@ class Cycle:
         self._pending: dict[Future[Any], tuple[str, Any]] = {}
         self._done: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
         self._unrecorded: list[tuple[FeedState, FeedOutcome]] = []  #: outcomes without new items, batched
+        self._unrecorded_since = 0.0
         self._backlog: deque[_ArticleWork] = deque()
         self._in_flight_links: dict[str, _ArticleWork] = {}
         self._max_articles = max(4, 2 * fetcher.config.concurrency)
@@ -193,6 +195,8 @@ class Cycle:
                         fut.cancel()
                     self._pending.clear()
                     break
+            if self._unrecorded and time.monotonic() - self._unrecorded_since > RECORD_DELAY:
+                self._flush_records()  # well within any lease
             for fut in self._completed(timeout=0.25):
                 if fut not in self._pending:
                     continue  # cancelled and forgotten while stopping
@@ -348,27 +352,9 @@ class Cycle:
 
     # -- feed bookkeeping -------------------------------------------------------------------
 
-    def _flush_records(self) -> None:
-        self.store.record_fetches(self._unrecorded)
-        self._unrecorded.clear()
-
-    def _fail(self, work: _FeedWork, status: FetchStatus, error: str) -> None:
-        work.status, work.error = status, error
-        logger.warning("feed failed name=%r url=%s status=%s error=%s", work.feed.name, work.feed.url, status, error)
-        self._finish_feed(work)
-
-    def _maybe_finish(self, work: _FeedWork) -> None:
-        if work.pending == 0 and work.result is not None and not work.status.failed:
-            self._finish_feed(work)
-
-    def _finish_feed(self, work: _FeedWork) -> None:
-        if work.finished:
-            return
-        work.finished = True
-        result = work.result
-        work.seconds = time.monotonic() - work.t0
-        now = self.clock()
-        feed = work.feed
+    def _schedule(self, work: _FeedWork, now: datetime) -> tuple[Plan, float]:
+        """When to poll the feed next, and its failure score after this fetch."""
+        feed, result = work.feed, work.result
         if work.status.failed:
             score = feed.failure_score + failure_weight(work.status, work.http_status)
             retry = retry_after(work.error_headers, now) if work.http_status in (429, 503) else None
@@ -392,6 +378,35 @@ class Cycle:
                 cache=cache_hint(headers, now, work.ttl),
                 retry=retry_after(headers, now),
             )
+        return schedule, score
+
+    def _flush_records(self) -> None:
+        self.store.record_fetches(self._unrecorded)
+        self._unrecorded.clear()
+
+    def _fail(self, work: _FeedWork, status: FetchStatus, error: str) -> None:
+        work.status, work.error = status, error
+        logger.warning("feed failed name=%r url=%s status=%s error=%s", work.feed.name, work.feed.url, status, error)
+        self._finish_feed(work)
+
+    def _maybe_finish(self, work: _FeedWork) -> None:
+        if work.pending == 0 and work.result is not None and not work.status.failed:
+            self._finish_feed(work)
+
+    def _finish_feed(self, work: _FeedWork) -> None:
+        if work.finished:
+            return
+        work.finished = True
+        result = work.result
+        work.seconds = time.monotonic() - work.t0
+        now = self.clock()
+        feed = work.feed
+        try:
+            schedule, score = self._schedule(work, now)
+        except (ValueError, OverflowError):  # whatever a server sent: one bad feed never ends the cycle
+            logger.warning("feed %r: could not schedule from its response; using the base interval", feed.name)
+            fallback = Plan(now + self.poll.cadence().interval, rate=feed.publish_rate, reason="new")
+            schedule, score = fallback, feed.failure_score
         outcome = FeedOutcome(
             status=work.status,
             started_at=work.started_at,
@@ -418,6 +433,8 @@ class Cycle:
         else:
             # Nothing new came with it (a 304, a failure): a crash before the batch is
             # written only means polling it again. One commit per batch, not per feed.
+            if not self._unrecorded:
+                self._unrecorded_since = time.monotonic()
             self._unrecorded.append((work.feed, outcome))
             if len(self._unrecorded) >= RECORD_BATCH:
                 self._flush_records()

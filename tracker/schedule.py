@@ -40,6 +40,8 @@ PERMANENT_WEIGHT = 2.0  #: 404, 410 and other client errors: not going to fix th
 RATE_HALF_LIFE = timedelta(days=2)  #: how fast the publish-rate average forgets
 REPEAT_WEIGHT = 0.25  #: an entry already stored counts as a quarter of a new one
 MAX_RETRY_AFTER = timedelta(days=1)
+MAX_HINT = timedelta(days=365)  #: a longer server hint is read as this (and then capped by the cadence)
+MIN_RATE = 1e-3  #: new entries per day below which a feed counts as silent
 _RNG = random.Random()  # one generator: seeding a new one per call costs more than the plan
 
 
@@ -90,15 +92,16 @@ def cache_hint(headers: dict[str, str], now: datetime, ttl_minutes: int | None =
     control = headers.get("cache-control", "").lower()
     for part in control.split(","):
         name, _, value = part.strip().partition("=")
-        if name in ("max-age", "s-maxage") and value.strip().strip('"').isdigit():
-            hints.append(timedelta(seconds=int(value.strip().strip('"'))))
+        seconds = _seconds(value.strip().strip('"'))
+        if name in ("max-age", "s-maxage") and seconds is not None:
+            hints.append(timedelta(seconds=seconds))
     if "no-cache" in control or "no-store" in control:
         hints.clear()
     elif not any(part.strip().startswith("max-age") for part in control.split(",")) and headers.get("expires"):
         expires = _http_date(headers["expires"])
         date = _http_date(headers.get("date", "")) or now
         if expires is not None:
-            hints.append(expires - date)
+            hints.append(min(expires - date, MAX_HINT))
     if ttl_minutes:
         hints.append(timedelta(minutes=ttl_minutes))
     return max(hints) if hints and max(hints) > timedelta(0) else None
@@ -109,8 +112,9 @@ def retry_after(headers: dict[str, str], now: datetime) -> timedelta | None:
     value = headers.get("retry-after", "").strip()
     if not value:
         return None
-    if value.isdigit():
-        delay = timedelta(seconds=int(value))
+    seconds = _seconds(value)
+    if seconds is not None:
+        delay = timedelta(seconds=seconds)
     else:
         when = _http_date(value)
         if when is None:
@@ -146,7 +150,7 @@ def plan(
         return Plan(now + delay * spread, reason="backoff")
     if rate is None:
         interval, reason = cadence.interval, "new"
-    elif rate <= 0:
+    elif rate < MIN_RATE:
         interval, reason = cadence.max_interval, "rate"
     else:
         interval, reason = timedelta(days=cadence.entries_per_poll / rate), "rate"
@@ -158,6 +162,13 @@ def plan(
         cache = min(cache, max(cadence.max_interval, cadence.parked_interval))
         return Plan(now + cache * (1 + abs(spread - 1)), rate=rate, reason="cache")
     return Plan(now + interval * spread, rate=rate, reason=reason)
+
+
+def _seconds(value: str) -> int | None:
+    """A delta-seconds value (ASCII digits only), capped at a year; None if it is not one."""
+    if not (value.isascii() and value.isdigit()):
+        return None
+    return min(int(value[:12]), int(MAX_HINT.total_seconds()))
 
 
 def _http_date(value: str) -> datetime | None:

@@ -131,9 +131,11 @@ def _fetch_params(feed: FeedState, outcome: FeedOutcome) -> dict[str, Any]:
         "b_parked": outcome.parked,
         "b_reason": outcome.schedule_reason or None,
         "b_rate": outcome.publish_rate,
-        # A 304 may carry new validators; otherwise the old ones stay.
-        "b_etag": outcome.etag or feed.etag,
-        "b_last_modified": outcome.last_modified or feed.last_modified,
+        # A new body brings its own validators (or none); a 304 may renew them, else the old ones stay.
+        "b_etag": outcome.etag if outcome.status is FetchStatus.OK else outcome.etag or feed.etag,
+        "b_last_modified": (
+            outcome.last_modified if outcome.status is FetchStatus.OK else outcome.last_modified or feed.last_modified
+        ),
         "b_body_hash": outcome.body_hash,
         "b_bozo": outcome.bozo_reason,
         "b_title": outcome.title or None,
@@ -282,7 +284,7 @@ class Store:
                     return []
                 conn.execute(
                     update(Feed)
-                    .where(Feed.id.in_(ids), free)
+                    .where(Feed.id.in_(ids), free, due)  # due again: SQLite read the candidates unlocked
                     .values(claimed_by=owner, claimed_until=now + lease)
                     .execution_options(synchronize_session=False)
                 )

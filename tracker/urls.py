@@ -106,9 +106,18 @@ def same_site(a: str, b: str) -> bool:
     return ha.removeprefix("www.") == hb.removeprefix("www.")
 
 
+_NAT64 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
+
+
 def is_private_address(ip: str) -> bool:
     """Loopback, private, link-local, multicast, reserved or unspecified."""
-    addr = ipaddress.ip_address(ip.split("%", 1)[0])
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
-        addr = addr.ipv4_mapped
+    addr: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(ip.split("%", 1)[0])
+    if isinstance(addr, ipaddress.IPv6Address):
+        # IPv6 forms that carry an IPv4 address reach that address: judge it instead.
+        if addr.ipv4_mapped:
+            addr = addr.ipv4_mapped
+        elif addr.sixtofour:
+            addr = addr.sixtofour
+        elif any(addr in net for net in _NAT64) or (int(addr) >> 32 == 0 and int(addr) > 1):
+            addr = ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF)  # NAT64, or IPv4-compatible ::a.b.c.d
     return not addr.is_global or addr.is_multicast
