@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -356,6 +357,29 @@ def rematch(ctx: Context, rule_id: str | None, since: Any) -> None:
 
 
 _DAY = click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"])
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8001, show_default=True, help="Port to listen on.")
+@pass_ctx
+@handle_errors
+def web(ctx: Context, host: str, port: int) -> None:
+    """Browse the store, read-only, in Datasette (the web extra): the stable views with
+    titles and descriptions, facets by topic and source, full-text search on items, and
+    canned queries for the README's recipes."""
+    import tempfile
+
+    from .web import command
+
+    with tempfile.TemporaryDirectory(prefix="tracker-web-") as tmp:
+        args = command(ctx.config.database_url, host, port, Path(tmp) / "metadata.json")
+        click.echo(f"serving {ctx.config.database_url} read-only at http://{host}:{port}/ (Ctrl-C stops)", err=True)
+        try:
+            code = subprocess.call(args)
+        except KeyboardInterrupt:
+            code = 0
+    sys.exit(code)
 
 
 @cli.command("export")

@@ -417,7 +417,7 @@ class Cycle:
             parked=schedule.parked,
             schedule_reason=schedule.reason,
             owner=self.owner,
-            http_status=result.status_code if result else None,
+            http_status=result.status_code if result else work.http_status,
             size=len(result.body) if result and result.body is not None else None,
             error=work.error,
             etag=result.etag if result else None,

@@ -1,0 +1,136 @@
+"""`tracker web`: Datasette over the store, read-only, with metadata, facets, search and
+canned queries; checked over HTTP and in headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tracker.demo.site import NewsSite
+
+from .test_cli import tracker, write_config
+from .test_digest import CHROMIUM, free_port
+
+pytestmark = pytest.mark.slow
+pytest.importorskip("datasette")
+
+TOPIC = "ford-china-jv"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    tmp = tmp_path_factory.mktemp("web")
+    with NewsSite() as site:
+        cfg = write_config(tmp, site)
+        assert tracker("--config", str(cfg), "poll", "--once").returncode == 0
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "TRACKER_CONFIG"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tracker", "--config", str(cfg), "web", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(base + "/-/versions.json", timeout=2).read()
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.stderr else ""
+                time.sleep(0.3)
+        yield base, tmp / "data" / "tracker.sqlite"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        if proc.stderr:
+            proc.stderr.close()
+
+
+def get(base: str, path: str, **params: str) -> Any:
+    query = urllib.parse.urlencode({**params, "_shape": "array"})
+    with urllib.request.urlopen(f"{base}{path}.json?{query}", timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_views_are_described_faceted_and_filterable(served: tuple[str, Path]) -> None:
+    base, db = served
+    rows = get(base, "/tracker/tagged_items", rule_id=TOPIC, _size="max")
+    expected = sqlite3.connect(db).execute("SELECT count(*) FROM tagged_items WHERE rule_id = ?", (TOPIC,)).fetchone()
+    assert rows and len(rows) == expected[0] and {r["rule_id"] for r in rows} == {TOPIC}
+    with urllib.request.urlopen(base + "/-/metadata.json", timeout=10) as response:
+        meta = json.loads(response.read())
+    tables = meta["databases"]["tracker"]["tables"]
+    assert tables["tagged_items"]["facets"] == ["rule_id", "source"]
+    assert tables["stories"]["columns"]["n_sources"] == "Distinct outlets."
+
+
+def test_search_and_canned_queries(served: tuple[str, Path]) -> None:
+    base, _ = served
+    found = get(base, "/tracker/items", _search="Farley")
+    assert found and all("Farley" in (r["title"] + r["text"]) for r in found)
+    volume = get(base, "/tracker/topic_volume_per_day")
+    assert volume and {"day", "topic", "items"} <= set(volume[0])
+    outlets = get(base, "/tracker/outlets_covering_topic", topic=TOPIC)
+    assert outlets and all(r["items"] >= 1 for r in outlets)
+
+
+def test_it_cannot_write(served: tuple[str, Path]) -> None:
+    base, db = served
+    before = sqlite3.connect(db).execute("SELECT count(*) FROM items").fetchone()[0]
+    query = urllib.parse.urlencode({"sql": "DELETE FROM items"})
+    with pytest.raises(urllib.error.HTTPError):
+        urllib.request.urlopen(f"{base}/tracker.json?{query}", timeout=10)
+    assert sqlite3.connect(db).execute("SELECT count(*) FROM items").fetchone()[0] == before
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (.ci/run installs Debian's chromium)")
+def test_a_topic_filtered_page_in_chromium(served: tuple[str, Path], tmp_path: Path) -> None:
+    base, db = served
+    url = f"{base}/tracker/tagged_items?rule_id={TOPIC}"
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'chromium'}",
+    ]
+    assert CHROMIUM is not None
+    dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
+    n = sqlite3.connect(db).execute("SELECT count(*) FROM tagged_items WHERE rule_id = ?", (TOPIC,)).fetchone()[0]
+    assert "Tagged items" in dom  # the title from our metadata
+    assert f'{n} rows where rule_id = "{TOPIC}"' in dom  # the filter as Datasette shows it
+    assert 'class="facet-info' in dom or "facet-results" in dom  # facets by topic and source
+    title = sqlite3.connect(db).execute("SELECT title FROM tagged_items WHERE rule_id = ? LIMIT 1", (TOPIC,))
+    assert title.fetchone()[0].split(" ")[0] in dom
+    shot = Path(__file__).resolve().parent.parent / "build" / "web.png"
+    shot.parent.mkdir(exist_ok=True)
+    shot.unlink(missing_ok=True)
+    subprocess.run(
+        [CHROMIUM, *flags, "--hide-scrollbars", "--window-size=1280,1000", f"--screenshot={shot}", url],
+        capture_output=True,
+        timeout=120,
+    )
+    assert shot.exists() and shot.stat().st_size > 20_000
