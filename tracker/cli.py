@@ -382,6 +382,28 @@ def web(ctx: Context, host: str, port: int) -> None:
     sys.exit(code)
 
 
+@cli.command()
+@click.option(
+    "--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="HTML file to write."
+)
+@click.option("--days", default=30, show_default=True, help="The period: this many days up to today (UTC).")
+@click.option("--top", default=10, show_default=True, help="Stories listed per topic.")
+@pass_ctx
+@handle_errors
+def report(ctx: Context, out: Path, days: int, top: int) -> None:
+    """A self-contained HTML report: topic volume per day (an inline SVG chart, the report
+    extra) and the most widely reported stories of each topic."""
+    from .app import load_matcher, open_store
+    from .htmlreport import build_report
+    from .store import utcnow
+
+    titles = {r.id: r.title for r in load_matcher(ctx.config).ruleset.rules}
+    html = build_report(open_store(ctx.config), titles, utcnow(), days=max(1, days), top=max(1, top))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(html, encoding="utf-8")
+    click.echo(f"report written to {out}")
+
+
 @cli.command("export")
 @click.option(
     "--what",
