@@ -63,8 +63,8 @@ def build(db: Path, n: int, seed: int = 7) -> None:
         " :hash, :host, :pub, :story, :role, :pub, :entities)"
     )
     match_sql = text(
-        "INSERT INTO matches (item_id, rule_id, score, terms, snippet, rule_hash, matched_at)"
-        " VALUES (:id, :rule, :score, '[]', :snippet, 'bench', :pub)"
+        "INSERT INTO matches (item_id, rule_id, score, terms, snippet, rule_hash, matched_at, item_at)"
+        " VALUES (:id, :rule, :score, '[]', :snippet, 'bench', :pub, :pub)"
     )
     source_sql = text(
         "INSERT INTO item_sources (item_id, feed_id, entry_url, guid, seen_at) VALUES (:id, 1, :url, :url, :pub)"
@@ -142,6 +142,7 @@ def main() -> None:
         build(db, args.items)
     built = time.perf_counter() - t0
     store = Store(make_engine(f"sqlite:///{db}"))
+    upgrade(store.engine)  # a kept database from an older schema gets the newer indexes
     week_ago = NOW - timedelta(days=7)
 
     def fts(q: str) -> object:
@@ -150,7 +151,7 @@ def main() -> None:
     def topic_week(rule: str) -> object:
         sql = text(
             "SELECT i.id, i.title, i.published_at, m.score FROM matches m JOIN items i ON i.id = m.item_id"
-            " WHERE m.rule_id = :rule AND i.published_at >= :since ORDER BY i.published_at DESC LIMIT 50"
+            " WHERE m.rule_id = :rule AND m.item_at >= :since ORDER BY m.item_at DESC LIMIT 50"
         )
 
         def run() -> int:
@@ -160,10 +161,7 @@ def main() -> None:
         return run
 
     def topic_week_count(rule: str) -> object:
-        sql = text(
-            "SELECT count(*) FROM matches m JOIN items i ON i.id = m.item_id"
-            " WHERE m.rule_id = :rule AND i.published_at >= :since"
-        )
+        sql = text("SELECT count(*) FROM matches m WHERE m.rule_id = :rule AND m.item_at >= :since")
 
         def run() -> int:
             with store.engine.connect() as conn:
@@ -173,8 +171,10 @@ def main() -> None:
 
     cases = [
         ("full text: one word (tariff), top 20 by relevance", fts("tariff")),
-        ('full text: phrase ("of the"), top 20', fts('"of the"')),
+        ('full text: phrase ("united states"), top 20', fts('"united states"')),
+        ('full text: phrase of the two commonest words ("of the"), top 20', fts('"of the"')),
         ("full text: two words (union AND workers), top 20", fts("union AND workers")),
+        ("full text: prefix (regul*), top 20", fts("regul*")),
         ("topic gm-opposition, last week, newest 50", topic_week("gm-opposition")),
         ("topic ford-china-jv, last week, count", topic_week_count("ford-china-jv")),
     ]

@@ -129,5 +129,5 @@ def test_entities_are_searchable(tmp_path: Path, news_site: NewsSite) -> None:
     assert found, "the demo articles' matches name catalogue entities"
     item_id, entities = found[0]
     entity = entities.split(":", 1)[0]  # "ford: Ford, Ford Motor; ..." → ford
-    hits = search(cfg, entity, "--limit", "100")
+    hits = search(cfg, f'"{entity}"', "--limit", "100")  # quoted: ids such as chinese-automakers have hyphens
     assert item_id in {h["item_id"] for h in hits}

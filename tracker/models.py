@@ -157,6 +157,10 @@ class RuleMatch(Base):
     evidence: Mapped[str | None] = mapped_column(Text)
     rule_hash: Mapped[str] = mapped_column(String(64))
     matched_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: the item's time (published, else fetched), copied here so that "topic X since T" is one index range
+    item_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_matches_rule_id_item_at", "rule_id", "item_at"),)
 
 
 class RuleState(Base):

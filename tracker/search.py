@@ -106,7 +106,8 @@ def search(
     except (OperationalError, ProgrammingError) as exc:
         message = str(exc.orig).splitlines()[0]
         if dialect == "sqlite" and not any(s in message for s in ("no such table", "locked", "unable to open")):
-            raise BadQueryError(f"search: {query!r} is not a valid query ({message})") from exc
+            hint = '; put words with hyphens or colons in "double quotes"' if "column" in message else ""
+            raise BadQueryError(f"search: {query!r} is not a valid query ({message}){hint}") from exc
         raise
     return [
         Hit(

@@ -499,15 +499,18 @@ class Store:
                     return existing, False
                 if feed_id is not None:
                     self._link(conn, item_id, feed_id, entry_url, guid)
-                self._insert_matches(conn, item_id, matches, now)
+                self._insert_matches(conn, item_id, matches, now, article.published or now)
                 if story is not None:
                     place_item(conn, item_id, story)
                 return item_id, True
         raise AssertionError("unreachable: _writes ends only after a committed attempt")
 
-    def _insert_matches(self, conn: Connection, item_id: int, matches: Sequence[Match], now: datetime) -> None:
+    def _insert_matches(
+        self, conn: Connection, item_id: int, matches: Sequence[Match], now: datetime, item_at: datetime | None
+    ) -> None:
         if matches:
-            conn.execute(self._insert(RuleMatch.__table__), [_match_row(item_id, m, now) for m in matches])
+            rows = [_match_row(item_id, m, now, item_at) for m in matches]
+            conn.execute(self._insert(RuleMatch.__table__), rows)
 
     # -- re-tagging ------------------------------------------------------------------------
 
@@ -569,7 +572,10 @@ class Store:
                     ).scalars()
                 )
                 conn.execute(delete(RuleMatch).where(RuleMatch.item_id == item_id, RuleMatch.rule_id.in_(rule_ids)))
-                self._insert_matches(conn, item_id, matches, now)
+                item_at = conn.execute(
+                    select(func.coalesce(Item.published_at, Item.fetched_at)).where(Item.id == item_id)
+                ).scalar()
+                self._insert_matches(conn, item_id, matches, now, item_at)
                 changed += len(before ^ {m.rule for m in matches})
                 evidence = conn.execute(select(RuleMatch.evidence).where(RuleMatch.item_id == item_id)).scalars()
                 found = [e for raw in evidence for e in json.loads(raw or "[]")]
@@ -643,7 +649,7 @@ def _entities(evidence: Iterable[Mapping[str, Any]]) -> str | None:
     return "; ".join(f"{eid}: {', '.join(sorted(n for n in texts if n))}" for eid, texts in sorted(names.items()))
 
 
-def _match_row(item_id: int, m: Match, now: datetime) -> dict[str, Any]:
+def _match_row(item_id: int, m: Match, now: datetime, item_at: datetime | None) -> dict[str, Any]:
     return {
         "item_id": item_id,
         "rule_id": m.rule,
@@ -653,6 +659,7 @@ def _match_row(item_id: int, m: Match, now: datetime) -> dict[str, Any]:
         "rule_hash": m.rule_hash,
         "evidence": json.dumps([asdict(e) for e in m.evidence], ensure_ascii=False),
         "matched_at": now,
+        "item_at": item_at,
     }
 
 
