@@ -327,6 +327,23 @@ def test_due_uses_the_subscription_timezone(now: str, last: str | None, expected
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
+def headless(profile: Path) -> list[str]:
+    """Chromium, headless, with nothing reaching out to the network, and a fresh profile."""
+    assert CHROMIUM is not None
+    return [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+    ]
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (.ci/run installs Debian's chromium)")
 def test_html_digest_renders_in_headless_chromium(tmp_path: Path, site: HTTPServer) -> None:
     cfg = write_config(tmp_path, site, 9)
@@ -339,18 +356,9 @@ def test_html_digest_renders_in_headless_chromium(tmp_path: Path, site: HTTPServ
     shot = Path(__file__).resolve().parent.parent / "build" / "digest.png"
     shot.parent.mkdir(exist_ok=True)
     shot.unlink(missing_ok=True)
-    assert CHROMIUM is not None
     result = subprocess.run(
         [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={tmp_path / 'chromium'}",
+            *headless(tmp_path / "chromium"),
             "--hide-scrollbars",
             "--window-size=720,1100",
             f"--screenshot={shot}",
@@ -365,15 +373,7 @@ def test_html_digest_renders_in_headless_chromium(tmp_path: Path, site: HTTPServ
     assert shot.stat().st_size > 10_000  # a page with content, not a blank frame
     # The page has no script to run: the escaped title stays text.
     dom = subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            f"--user-data-dir={tmp_path / 'c2'}",
-            "--dump-dom",
-            html.as_uri(),
-        ],
+        [*headless(tmp_path / "c2"), "--dump-dom", html.as_uri()],
         capture_output=True,
         text=True,
         timeout=120,

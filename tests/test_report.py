@@ -13,7 +13,7 @@ import pytest
 from tracker.demo.site import NewsSite
 
 from .test_cli import tracker, write_config
-from .test_digest import CHROMIUM
+from .test_digest import CHROMIUM, headless
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("matplotlib")
@@ -52,25 +52,14 @@ def test_the_report_is_self_contained_with_a_chart_and_top_stories(report: tuple
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (.ci/run installs Debian's chromium)")
 def test_the_report_renders_in_chromium(report: tuple[Path, Path], tmp_path: Path) -> None:
     out, _ = report
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'chromium'}",
-    ]
-    assert CHROMIUM is not None
-    dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", out.as_uri()], capture_output=True, text=True, timeout=120)
+    browser = headless(tmp_path / "chromium")
+    dom = subprocess.run([*browser, "--dump-dom", out.as_uri()], capture_output=True, text=True, timeout=120)
     assert "Topic report" in dom.stdout and "<svg" in dom.stdout and dom.stdout.count("<path") > 5
     shot = Path(__file__).resolve().parent.parent / "build" / "report.png"
     shot.parent.mkdir(exist_ok=True)
     shot.unlink(missing_ok=True)
     subprocess.run(
-        [CHROMIUM, *flags, "--hide-scrollbars", "--window-size=1000,1200", f"--screenshot={shot}", out.as_uri()],
+        [*browser, "--hide-scrollbars", "--window-size=1000,1200", f"--screenshot={shot}", out.as_uri()],
         capture_output=True,
         timeout=120,
     )

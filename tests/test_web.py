@@ -22,7 +22,7 @@ import pytest
 from tracker.demo.site import NewsSite
 
 from .test_cli import tracker, write_config
-from .test_digest import CHROMIUM, free_port
+from .test_digest import CHROMIUM, free_port, headless
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("datasette")
@@ -106,19 +106,8 @@ def test_it_cannot_write(served: tuple[str, Path]) -> None:
 def test_a_topic_filtered_page_in_chromium(served: tuple[str, Path], tmp_path: Path) -> None:
     base, db = served
     url = f"{base}/tracker/tagged_items?rule_id={TOPIC}"
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'chromium'}",
-    ]
-    assert CHROMIUM is not None
-    dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
+    browser = headless(tmp_path / "chromium")
+    dom = subprocess.run([*browser, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
     n = sqlite3.connect(db).execute("SELECT count(*) FROM tagged_items WHERE rule_id = ?", (TOPIC,)).fetchone()[0]
     assert "Tagged items" in dom  # the title from our metadata
     assert f'{n} rows where rule_id = "{TOPIC}"' in dom  # the filter as Datasette shows it
@@ -129,7 +118,7 @@ def test_a_topic_filtered_page_in_chromium(served: tuple[str, Path], tmp_path: P
     shot.parent.mkdir(exist_ok=True)
     shot.unlink(missing_ok=True)
     subprocess.run(
-        [CHROMIUM, *flags, "--hide-scrollbars", "--window-size=1280,1000", f"--screenshot={shot}", url],
+        [*browser, "--hide-scrollbars", "--window-size=1280,1000", f"--screenshot={shot}", url],
         capture_output=True,
         timeout=120,
     )
