@@ -116,8 +116,8 @@ def work(config_path: str) -> None:
     from tracker.app import prepare
     from tracker.config import load_config
     from tracker.fetching import Fetcher
+    from tracker.lock import worker_name
     from tracker.pipeline import poll_due
-    from tracker.service import worker_name
     from tracker.workers import Extractor
 
     config = load_config(Path(config_path))

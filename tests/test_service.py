@@ -43,6 +43,24 @@ def start_run(cfg: Path) -> subprocess.Popen[str]:
     )
 
 
+def sigterm_mid_request(cfg: Path, server: HTTPServer, path: str, timeout: float) -> tuple[int, str, float]:
+    """Start `tracker run`, send SIGTERM once ``path`` has been requested; returns the exit
+    code, stderr and the seconds from the signal to the exit."""
+    proc = start_run(cfg)
+    try:
+        deadline = time.monotonic() + 60
+        while server.hits(path) == 0 and time.monotonic() < deadline:
+            assert proc.poll() is None
+            time.sleep(0.1)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=timeout)
+        return proc.returncode, err, time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 def test_run_polls_then_stops_on_sigterm(tmp_path: Path, news_site: NewsSite) -> None:
     cfg = write_config(tmp_path, news_site, "[poll]\ninterval_minutes = 1\n")
     proc = start_run(cfg)
@@ -79,17 +97,8 @@ def test_sigterm_mid_cycle_lets_the_cycle_finish(tmp_path: Path, http_server: HT
         f'[[feeds]]\nname = "Slow"\nurl = "{http_server.url("/feed.xml")}"\n',
         encoding="utf-8",
     )
-    proc = start_run(cfg)
-    try:
-        deadline = time.monotonic() + 60
-        while http_server.hits("/news/slow0.html") == 0 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, err
+    code, err, _ = sigterm_mid_request(cfg, http_server, "/news/slow0.html", timeout=60)
+    assert code == 0, err
     assert "claiming no more work" in err
     con = sqlite3.connect(db)
     assert con.execute("SELECT count(*) FROM items").fetchone()[0] == 4
@@ -159,20 +168,8 @@ def test_sigterm_abandons_stuck_work_within_the_stop_timeout(tmp_path: Path, htt
         f'[service]\nstop_timeout = 1\n[[feeds]]\nname = "Stuck"\nurl = "{http_server.url("/feed.xml")}"\n',
         encoding="utf-8",
     )
-    proc = start_run(cfg)
-    try:
-        deadline = time.monotonic() + 60
-        while http_server.hits("/news/stuck.html") == 0 and time.monotonic() < deadline:
-            assert proc.poll() is None
-            time.sleep(0.1)
-        t0 = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=20)
-        stopped_in = time.monotonic() - t0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, err
+    code, err, stopped_in = sigterm_mid_request(cfg, http_server, "/news/stuck.html", timeout=20)
+    assert code == 0, err
     assert stopped_in < 8, (stopped_in, err)
     assert "abandoning 1 requests" in err and "feeds abandoned mid-cycle" in err
     con = sqlite3.connect(db)

@@ -15,10 +15,7 @@
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -44,6 +41,7 @@ from .digestdb import (
     unlock_digest,
 )
 from .errors import ConfigError, MailError, TrackerError
+from .lock import worker_name
 from .mail import send
 from .render import message, render
 from .store import Store, utcnow
@@ -266,7 +264,7 @@ def send_all(
 ) -> list[Outcome]:
     titles = rule_titles_of(config)
     now = now or utcnow()
-    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    owner = worker_name()
     out = []
     for sub in names:
         # Workers on other machines may reach the same subscription at the same minute: one

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 
 from .errors import ConfigError
 from .models import UTCDateTime
@@ -75,8 +75,6 @@ def rows(
         sql += " WHERE " + " AND ".join(where)
     statement = text(sql + f" ORDER BY {order}").columns(**{c: UTCDateTime for c in columns if c in _TIME_COLUMNS})
     if since:
-        from sqlalchemy import bindparam
-
         statement = statement.bindparams(bindparam("since", type_=UTCDateTime))
     with store.engine.connect() as conn:
         result = conn.execution_options(stream_results=True).execute(statement, params)

@@ -11,6 +11,7 @@ import fcntl
 import json
 import os
 import socket
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -18,6 +19,12 @@ from typing import IO, Any
 from sqlalchemy.engine import make_url
 
 from .errors import AlreadyRunning
+
+
+def worker_name() -> str:
+    """A name for this process as the owner of leases and locks: host, process and a random
+    part, so that it is unique per start."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def lock_path(database_url: str) -> Path | None:

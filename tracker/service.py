@@ -18,9 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import threading
-import uuid
 from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 from types import FrameType
@@ -31,7 +29,7 @@ from .app import prepare, validate
 from .config import Config, DigestConfig
 from .delivery import send_all
 from .fetching import Fetcher
-from .lock import ServiceLock, lock_path
+from .lock import ServiceLock, lock_path, worker_name
 from .maintenance import maintain
 from .metrics import Metrics, serve
 from .pipeline import poll_due
@@ -48,11 +46,6 @@ def digest_trigger(sub: DigestConfig) -> Any:
 
     hour, minute = (int(x) for x in sub.at.split(":"))
     return CronTrigger(hour=hour, minute=minute, timezone=ZoneInfo(sub.timezone))
-
-
-def worker_name() -> str:
-    """This worker's lease owner name: host, process and a random part (unique per start)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def run_service(config: Config) -> None:
