@@ -113,16 +113,15 @@ async def _serve(port_file: Path, entries: int, latency: float) -> None:
 
 def work(config_path: str) -> None:
     """One worker: claim and poll due feeds until none is due (the service's poll job)."""
-    from tracker.app import prepare
+    from tracker.app import make_extractor, prepare
     from tracker.config import load_config
     from tracker.fetching import Fetcher
     from tracker.lock import worker_name
     from tracker.pipeline import poll_due
-    from tracker.workers import Extractor
 
     config = load_config(Path(config_path))
     ready = prepare(config)
-    with Fetcher(config.fetch) as fetcher, Extractor(ready.matcher, config.fetch.extract_workers) as extractor:
+    with Fetcher(config.fetch) as fetcher, make_extractor(config, ready.matcher) as extractor:
         poll_due(
             ready.store,
             fetcher,

@@ -184,3 +184,90 @@ def test_sigterm_abandons_stuck_work_within_the_stop_timeout(tmp_path: Path, htt
     )
     assert again.returncode == 0
     assert con.execute("SELECT count(*) FROM items").fetchone()[0] == 1
+
+
+FAULT_HOOK = """
+import tracker.pipeline
+
+_parse = tracker.pipeline.parse_feed
+
+
+def _broken(body, url, *args, **kwargs):
+    if "/broken/" in url:
+        raise RuntimeError("injected: a bug of ours in the parser")
+    return _parse(body, url, *args, **kwargs)
+
+
+tracker.pipeline.parse_feed = _broken
+"""
+
+
+def test_run_goes_on_when_one_feed_always_raises(tmp_path: Path, http_server: HTTPServer) -> None:
+    """One feed raises a bug's exception on every poll (injected into the real service through
+    sitecustomize): every tick still stores the good feed's new article, the broken feed is
+    recorded as failed and backs off, and /healthz answers 200."""
+    import socket
+    import urllib.request
+
+    published: list[Entry] = []
+
+    def good_feed(_handler: object) -> Response:
+        # Each poll of the good feed finds one more article.
+        n = len(published)
+        title = f"Harbour works report {n}"
+        http_server.routes[f"/good/{n}.html"] = Response(200, page(title), HTML_HEADERS)
+        published.append(Entry(slug=f"g{n}", title=title, link=http_server.url(f"/good/{n}.html")))
+        return Response(200, rss(published), RSS_HEADERS)
+
+    broken = [Entry(slug="b0", title="Broken", link=http_server.url("/broken/0.html"))]
+    http_server.routes["/good/feed.xml"] = good_feed
+    http_server.routes["/broken/feed.xml"] = Response(200, rss(broken), RSS_HEADERS)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(FAULT_HOOK, encoding="utf-8")
+    cfg = tmp_path / "tracker.toml"
+    cfg.write_text(
+        f'[database]\nurl = "sqlite:///{tmp_path}/t.sqlite"\n\n'
+        '[[feeds]]\nname = "good"\nurl = "' + http_server.url("/good/feed.xml") + '"\n\n'
+        '[[feeds]]\nname = "broken"\nurl = "' + http_server.url("/broken/feed.xml") + '"\n\n'
+        "[poll]\ninterval_minutes = 0.05\nmin_interval_minutes = 0.01\nmax_interval_minutes = 0.05\n\n"
+        f"[fetch]\nextract_workers = 1\n\n[service]\nmetrics_port = {port}\n",
+        encoding="utf-8",
+    )
+    env = {**os.environ, "PYTHONPATH": str(hook)}
+    env.pop("TRACKER_CONFIG", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tracker", "--config", str(cfg), "run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while http_server.hits("/good/feed.xml") < 4 or count_items(tmp_path / "t.sqlite") < 3:
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, (http_server.hits("/good/feed.xml"), published)
+            time.sleep(0.2)
+        health = urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5)
+        body = json.loads(health.read())
+        assert health.status == 200 and body["status"] == "ok", body
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "job poll failed" not in err and "Traceback" not in err, err
+    con = sqlite3.connect(tmp_path / "t.sqlite")
+    status, error, failures = con.execute(
+        "SELECT last_status, last_error, consecutive_failures FROM feeds WHERE name = 'broken'"
+    ).fetchone()
+    assert status == "error" and "RuntimeError: injected" in error and failures >= 1
+    # It backs off: polled far less often than the good feed.
+    assert http_server.hits("/broken/feed.xml") < http_server.hits("/good/feed.xml")
+    good = con.execute("SELECT count(*) FROM items WHERE url LIKE '%/good/%'").fetchone()[0]
+    assert good >= 3

@@ -75,11 +75,17 @@ def check_digest_rules(config: Config, rule_ids: set[str]) -> None:
             )
 
 
+def make_extractor(config: Config, matcher: Matcher) -> Extractor:
+    """The extraction workers, with the per-page budgets of ``[fetch]``."""
+    fetch = config.fetch
+    return Extractor(matcher, fetch.extract_workers, timeout=fetch.extract_timeout, memory_mb=fetch.extract_memory_mb)
+
+
 def poll_once(config: Config, store: Store | None = None, *, all_feeds: bool = True) -> CycleReport:
     """One full cycle over the configured feeds (all of them, or only those due)."""
     ready = prepare(config, store)
     feeds = ready.feeds if all_feeds else ready.store.feeds(due_at=utcnow())
-    with Fetcher(config.fetch) as fetcher, Extractor(ready.matcher, config.fetch.extract_workers) as extractor:
+    with Fetcher(config.fetch) as fetcher, make_extractor(config, ready.matcher) as extractor:
         return run_cycle(
             ready.store, fetcher, ready.matcher, extractor, config.poll, feeds=feeds, grouper=ready.grouper
         )

@@ -20,6 +20,7 @@ import click
 
 from . import __version__
 from .errors import BadQueryError, ConfigError, RuleError, TrackerError
+from .urls import redact_text
 
 if TYPE_CHECKING:
     from .config import Config
@@ -236,7 +237,7 @@ def feeds(ctx: Context) -> None:
             "" if r["publish_rate"] is None else f"{r['publish_rate']:.1f}",
             r["next_poll_at"],
             r["schedule_reason"] or "",
-            r["last_error"] or "",
+            redact_text(r["last_error"] or ""),
         )
         for r in store.feed_health()
         if r["active"]

@@ -38,6 +38,8 @@ class FetchConfig:
     per_host_concurrency: int = 2  #: requests in flight to one host
     per_host_per_minute: int = 60  #: requests started per minute to one host; 0: no limit
     extract_workers: int = 0  #: processes for extraction; 0 = one per core
+    extract_timeout: float = 20.0  #: seconds one page may take to extract (then: feed text); 0: no limit
+    extract_memory_mb: int = 512  #: memory one extraction may add to its worker (then: feed text); 0: no limit
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from itertools import pairwise
 from .config import DigestConfig
 from .digestdb import PendingMatch, feed_activity, pending_matches, story_facts
 from .store import Store
+from .urls import redact, redact_text
 
 #: a feed is "silent" when its last new item is this many typical gaps old (and over a day)
 SILENT_GAPS = 4
@@ -178,23 +179,26 @@ def source_problems(store: Store, now: datetime) -> list[SourceProblem]:
             out.append(
                 SourceProblem(
                     feed["name"],
-                    feed["url"],
+                    redact(feed["url"]),
                     "parked",
                     f"{failures} failed polls in a row"
                     + (f", last success {since:%Y-%m-%d}" if since else ", never fetched")
-                    + f": {feed['last_error'] or feed['last_status']}",
+                    + f": {redact_text(feed['last_error'] or feed['last_status'])}",
                 )
             )
         elif failures:
             out.append(
                 SourceProblem(
-                    feed["name"], feed["url"], "failing", f"{feed['last_status']}: {feed['last_error'] or 'failed'}"
+                    feed["name"],
+                    redact(feed["url"]),
+                    "failing",
+                    f"{feed['last_status']}: {redact_text(feed['last_error'] or 'failed')}",
                 )
             )
         else:
             silent = _silence(feed["seen"], now)
             if silent is not None:
-                out.append(SourceProblem(feed["name"], feed["url"], "silent", silent))
+                out.append(SourceProblem(feed["name"], redact(feed["url"]), "silent", silent))
     return out
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from .text import plain
 from .types import FetchStatus
+from .urls import redact, redact_text
 
 
 class TrackerError(Exception):
@@ -83,7 +84,8 @@ class FetchError(TrackerError):
         self.http_status = http_status  #: the HTTP status of an error response
         self.headers = headers or {}  #: its headers, lower-cased (Retry-After is read from here)
         # The message may carry what a server said (a reason phrase): no control characters.
-        super().__init__(plain(f"{url}: {message}"))
+        # Credentials in the URL (user:pass@, ?api_key=) never reach a record, a log or a digest.
+        super().__init__(plain(f"{redact(url)}: {redact_text(message)}"))
 
 
 class BadQueryError(TrackerError, ValueError):

@@ -16,7 +16,7 @@ from typing import Any
 
 from .text import normalize_space
 from .types import Article, FeedEntry, TextSource
-from .urls import canonicalize
+from .urls import canonicalize, outlet_host, same_site
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +33,9 @@ class ExtractJob:
     content_type: str | None = None
     entry: FeedEntry | None = None
     min_text_chars: int = 300
+    #: hosts the feed's entries link to: a <link rel=canonical> to one of them is believed
+    #: even when it is not the page's own site (an outlet's feed linking to its other domains)
+    feed_hosts: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,12 +87,14 @@ def build_article(job: ExtractJob) -> Article:
     if job.html:
         try:
             page = extract_page(job.html, job.final_url or _web_url(job.url), job.content_type)
+        except MemoryError:
+            raise  # not a bad page but a spent budget: the worker running it says so (tracker.workers)
         except Exception:
             logger.warning("extraction failed url=%s", job.url, exc_info=True)
     entry = job.entry
     text, source = _choose_text(page, entry, job.min_text_chars)
     base = job.final_url or job.url
-    canonical = page.canonical_url if page else None
+    canonical = _believed_canonical(page.canonical_url, job) if page else None
     url = canonical or (canonicalize(base) if _web_url(base) else base)
     title = (entry.title if entry and entry.title else None) or (page.title if page else None) or ""
     # Stored text is plain text, whatever path it came by: no control characters (nor
@@ -140,6 +145,21 @@ def _canonical_link(tree: Any, url: str | None) -> str | None:
         resolved = canonicalize(href, base=url) if url else (href if _web_url(href) else None)
         if resolved and _web_url(resolved) and not _is_site_root(resolved):
             return resolved
+    return None
+
+
+def _believed_canonical(canonical: str | None, job: ExtractJob) -> str | None:
+    """A page's canonical link, if it may name the article: it points to the page's own site
+    (the URL it was served from, after redirects; ``www.`` aside) or to a host the feed links
+    to. A page claiming another outlet's article would otherwise stand in for it, and that
+    article would never be fetched. A page with no web URL (a file) has nothing to compare."""
+    page_url = _web_url(job.final_url or job.url)
+    if canonical is None or page_url is None or same_site(canonical, page_url):
+        return canonical
+    host = outlet_host(canonical)
+    if host and host in {h.lower().removeprefix("www.") for h in job.feed_hosts}:
+        return canonical
+    logger.info("ignoring a canonical link to another site url=%s canonical=%s", job.url, canonical)
     return None
 
 

@@ -1,11 +1,14 @@
 """HTTP fetching: one shared httpx client, bounded and polite.
 
-``Fetcher.get`` streams a response with a size cap (checked on the decompressed bytes,
-so a compression bomb stops at the cap), a total deadline on top of httpx's connect and
-read timeouts, a bounded number of redirects followed by hand so that every hop can be
-checked by a guard, conditional GET headers, and a per-host budget: at most
-``per_host_concurrency`` requests at once and ``per_host_per_minute`` started per minute
-(a sliding window) to one host. Every failure is raised as a FetchError carrying a FetchStatus.
+``Fetcher.get`` streams a response with a size cap (checked on the decoded bytes as they are
+produced, in bounded steps by ``tracker.decoding``, so a compression bomb stops at the cap
+without ever being expanded in memory), a total deadline on top of httpx's connect and read
+timeouts (enforced on every network operation from connect through the headers to the last
+byte, by ``tracker.netguard.DeadlineBackend``), a bounded number of redirects followed by hand
+so that every hop can be checked by a guard, conditional GET headers (validators that cannot be
+sent back are dropped), and a per-host budget: at most ``per_host_concurrency`` requests at once
+and ``per_host_per_minute`` started per minute (a sliding window) to one host. Every failure is
+raised as a FetchError carrying a FetchStatus.
 """
 
 from __future__ import annotations
@@ -14,15 +17,16 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 import httpx
 
 from . import __version__
 from .config import FetchConfig
+from .decoding import ACCEPT_ENCODING, BadEncoding, DecodedTooLarge, Decoder, UnsupportedEncoding, parse_codings
 from .errors import FetchError
-from .netguard import GuardedTransport, RefusedAddress, Resolver, resolve
+from .netguard import Deadline, DeadlineTransport, GuardedTransport, RefusedAddress, Resolver, deadline, resolve
 from .types import FetchResult, FetchStatus
 from .urls import host_of
 
@@ -51,10 +55,14 @@ class Fetcher:
             connect=config.connect_timeout, read=config.read_timeout, write=config.read_timeout, pool=None
         )
         limits = httpx.Limits(max_connections=max(1, config.concurrency), max_keepalive_connections=32)
-        headers = {"User-Agent": config.user_agent or DEFAULT_USER_AGENT}
+        headers = {"User-Agent": config.user_agent or DEFAULT_USER_AGENT, "Accept-Encoding": ACCEPT_ENCODING}
         #: for trusted URLs: configured feeds, and links on their own hosts
         self.client = httpx.Client(
-            timeout=timeout, follow_redirects=False, headers=headers, limits=limits, transport=transport
+            timeout=timeout,
+            follow_redirects=False,
+            headers=headers,
+            limits=limits,
+            transport=transport or DeadlineTransport(limits=limits),
         )
         #: for everything else: connects only to public addresses (``tracker.netguard``)
         self.guarded = httpx.Client(
@@ -84,11 +92,23 @@ class Fetcher:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def host_key(self, url: str) -> str:
+        """The key per-host budgets are kept under: the URL's host name."""
+        return host_of(url)
+
+    def host_delay(self, url: str) -> float:
+        """Seconds until a request to ``url``'s host could start without waiting for the host's
+        per-minute budget (0.0: it could start now). Reserves nothing; the concurrency slots are
+        not counted."""
+        with self._lock:
+            bucket = self._buckets.get(self.host_key(url))
+        return 0.0 if bucket is None else bucket.delay()
+
     @contextmanager
     def _host_slot(self, url: str) -> Iterator[float]:
         """Hold one of the host's slots and its rate budget; yields the seconds spent waiting."""
         entered = time.monotonic()
-        host = host_of(url)
+        host = self.host_key(url)
         rate = self.config.per_host_per_minute
         with self._lock:
             slot = self._host_slots.get(host)
@@ -115,6 +135,8 @@ class Fetcher:
     ) -> FetchResult:
         """GET ``url`` following redirects; returns the whole (capped) body or raises FetchError."""
         headers = {"Accept": accept}
+        # A validator stored by an older version may be one httpx cannot send: then ask unconditionally.
+        etag, last_modified = _sendable(etag), _sendable(last_modified)
         if etag:
             headers["If-None-Match"] = etag
         if last_modified:
@@ -125,7 +147,9 @@ class Fetcher:
             client = self.client if guard is None or guard(current) else self.guarded
             with self._host_slot(current) as waited:
                 started += waited  # time spent waiting for the host's budget is not the server's
-                result, location = self._get_one(client, url, current, headers, started)
+                # One deadline for all hops, enforced on every network operation (netguard.DeadlineBackend).
+                with deadline(started + self.config.total_timeout) as limit:
+                    result, location = self._get_one(client, url, current, headers, started, limit)
             if location is None:
                 assert result is not None
                 return result
@@ -133,7 +157,13 @@ class Fetcher:
         raise FetchError(url, f"more than {self.config.max_redirects} redirects", FetchStatus.HTTP_ERROR)
 
     def _get_one(
-        self, client: httpx.Client, first_url: str, url: str, headers: dict[str, str], started: float
+        self,
+        client: httpx.Client,
+        first_url: str,
+        url: str,
+        headers: dict[str, str],
+        started: float,
+        limit: Deadline,
     ) -> tuple[FetchResult | None, str | None]:
         try:
             request = client.build_request("GET", url, headers=headers)
@@ -141,6 +171,8 @@ class Fetcher:
         except RefusedAddress as exc:
             raise FetchError(url, str(exc), FetchStatus.REFUSED) from exc
         except httpx.TimeoutException as exc:
+            if limit.expired:
+                raise self._too_slow(url) from exc
             raise FetchError(url, f"timed out ({type(exc).__name__})", FetchStatus.TIMEOUT) from exc
         except httpx.InvalidURL as exc:
             raise FetchError(url, f"invalid URL: {exc}", FetchStatus.ERROR) from exc
@@ -163,34 +195,51 @@ class Fetcher:
                     http_status=response.status_code,
                     headers={k.lower(): v for k, v in response.headers.items()},
                 )
-            body = self._read_capped(url, response, started)
+            body = self._read_capped(url, response, limit)
             return self._result(first_url, response, body, started), None
         finally:
             response.close()
 
-    def _read_capped(self, url: str, response: httpx.Response, started: float) -> bytes:
+    def _too_slow(self, url: str) -> FetchError:
+        return FetchError(url, f"response took longer than {self.config.total_timeout:g}s", FetchStatus.TIMEOUT)
+
+    def _read_capped(self, url: str, response: httpx.Response, limit: Deadline) -> bytes:
+        """The body, decoded here from the raw bytes in bounded steps (``tracker.decoding``)."""
         cap = self.config.max_bytes
-        declared = response.headers.get("Content-Length", "")
-        encoded = response.headers.get("Content-Encoding", "identity").lower() not in ("", "identity")
-        if declared.isdigit() and int(declared) > cap and not encoded:
-            raise FetchError(url, f"body of {int(declared)} bytes is over the {cap}-byte cap", FetchStatus.TOO_LARGE)
-        deadline = started + self.config.total_timeout
-        chunks: list[bytes] = []
-        size = 0
+
+        def tick() -> None:
+            if time.monotonic() > limit.at:
+                limit.expired = True
+                raise self._too_slow(url)
+
+        raws: Iterable[bytes]
+        if response.is_stream_consumed:
+            # Built in memory (httpx.MockTransport): httpx has already read and decoded the body.
+            raws, codings = [response.content], []
+        else:
+            raws, codings = response.iter_raw(), parse_codings(response.headers.get_list("Content-Encoding"))
         try:
-            for chunk in response.iter_bytes():
-                size += len(chunk)
-                if size > cap:
-                    raise FetchError(url, f"body is over the {cap}-byte cap", FetchStatus.TOO_LARGE)
-                if time.monotonic() > deadline:
-                    raise FetchError(
-                        url, f"response took longer than {self.config.total_timeout:g}s", FetchStatus.TIMEOUT
-                    )
-                chunks.append(chunk)
-        except httpx.TimeoutException as exc:
-            raise FetchError(url, "timed out reading the body", FetchStatus.TIMEOUT) from exc
-        except httpx.DecodingError as exc:
+            decoder = Decoder(codings, cap, tick=tick)
+        except UnsupportedEncoding as exc:
+            raise FetchError(url, str(exc), FetchStatus.ERROR) from exc
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > cap and not decoder.encoded:
+            raise FetchError(url, f"body of {int(declared)} bytes is over the {cap}-byte cap", FetchStatus.TOO_LARGE)
+        chunks: list[bytes] = []
+        try:
+            for raw in raws:
+                tick()
+                chunks.extend(decoder.feed(raw))
+            chunks.extend(decoder.finish())
+        except DecodedTooLarge as exc:
+            why = "" if exc.final else f" ({exc})"
+            raise FetchError(url, f"body is over the {cap}-byte cap{why}", FetchStatus.TOO_LARGE) from exc
+        except BadEncoding as exc:
             raise FetchError(url, f"bad content encoding: {exc}", FetchStatus.ERROR) from exc
+        except httpx.TimeoutException as exc:
+            if limit.expired:
+                raise self._too_slow(url) from exc
+            raise FetchError(url, "timed out reading the body", FetchStatus.TIMEOUT) from exc
         except httpx.TransportError as exc:
             raise FetchError(url, f"{type(exc).__name__}: {exc}", FetchStatus.NETWORK) from exc
         return b"".join(chunks)
@@ -205,9 +254,25 @@ class Fetcher:
             headers=headers,
             body=body,
             elapsed=time.monotonic() - started,
-            etag=headers.get("etag"),
-            last_modified=headers.get("last-modified"),
+            etag=_sendable(headers.get("etag")),
+            last_modified=_sendable(headers.get("last-modified")),
         )
+
+
+MAX_VALIDATOR = 128  #: longer ETag / Last-Modified values are not kept (no real server sends one)
+
+
+def _sendable(value: str | None) -> str | None:
+    """``value`` when it can be sent back in a request header (printable ASCII, at most
+    MAX_VALIDATOR characters), else None.
+
+    httpx cannot encode anything else, and would fail every later conditional GET with it."""
+    if value is None:
+        return None
+    value = value.strip(" \t")
+    if value and len(value) <= MAX_VALIDATOR and all(" " <= c <= "~" for c in value):
+        return value
+    return None
 
 
 class _Window:
@@ -222,8 +287,17 @@ class _Window:
     def reserve(self) -> float:
         with self._lock:
             now = time.monotonic()
-            start = now
-            if len(self.starts) == self.starts.maxlen:
-                start = max(now, self.starts[0] + 60.0)
+            start = self._next_start(now)
             self.starts.append(start)
             return start - now
+
+    def delay(self) -> float:
+        """How long a start booked now would wait; books nothing."""
+        with self._lock:
+            now = time.monotonic()
+            return self._next_start(now) - now
+
+    def _next_start(self, now: float) -> float:
+        if len(self.starts) == self.starts.maxlen:
+            return max(now, self.starts[0] + 60.0)
+        return now

@@ -6,6 +6,8 @@ import json
 import logging
 import sys
 
+from .urls import redact_text
+
 
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -20,8 +22,21 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(data, ensure_ascii=False)
 
 
+class RedactFilter(logging.Filter):
+    """Every URL in a log line shown with its credentials (``user:pass@``, ``?api_key=``)
+    redacted, whichever library logged it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact_text(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
 def setup(level: str = "INFO", fmt: str = "plain") -> None:
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactFilter())
     if fmt == "json":
         handler.setFormatter(_JsonFormatter())
     else:

@@ -9,12 +9,23 @@ httpcore network backend that resolves the name once, drops every non-public add
 (loopback, private, link-local, multicast, reserved, unspecified; IPv4-mapped IPv6
 included), and connects to a checked address directly. TLS still verifies the
 certificate against the original host name.
+
+The same layer enforces a request's total deadline: httpx's read timeout restarts with every
+byte, so a server dripping its status line and headers one byte at a time could hold a
+request for minutes. ``DeadlineBackend`` wraps a backend so that every connect, TLS
+handshake, read and write is given at most the time left before the deadline that
+``deadline()`` sets for the current thread (a context variable); past it, they raise
+httpcore's timeouts (so httpx raises its own) and mark the ``Deadline`` as expired.
 """
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Iterable
+import ssl
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import httpcore
@@ -40,11 +51,129 @@ def resolve(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
-class GuardedBackend(httpcore.NetworkBackend):
-    """httpcore's socket backend, connecting only to public addresses."""
+class Deadline:
+    """When (``time.monotonic()``) the current request must be over; ``expired`` once a network
+    operation was cut short by it."""
 
-    def __init__(self, resolver: Resolver = resolve) -> None:
-        self._inner = httpcore.SyncBackend()
+    __slots__ = ("at", "expired")
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+        self.expired = False
+
+
+_current: ContextVar[Deadline | None] = ContextVar("tracker_request_deadline", default=None)
+
+
+@contextmanager
+def deadline(at: float) -> Iterator[Deadline]:
+    """Network operations of this thread (through a ``DeadlineBackend``) end by ``at``."""
+    current = Deadline(at)
+    token = _current.set(current)
+    try:
+        yield current
+    finally:
+        _current.reset(token)
+
+
+def _clamp(timeout: float | None, error: type[httpcore.TimeoutException]) -> tuple[float | None, Deadline | None]:
+    """``timeout`` cut to the time left before the current deadline; the deadline when it was cut."""
+    current = _current.get()
+    if current is None:
+        return timeout, None
+    left = current.at - time.monotonic()
+    if left <= 0:
+        current.expired = True
+        raise error("the request's deadline has passed")
+    if timeout is None or left < timeout:
+        return max(left, 0.001), current
+    return timeout, None
+
+
+class DeadlineStream(httpcore.NetworkStream):
+    """A network stream whose operations end by the current deadline."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        timeout, cut = _clamp(timeout, httpcore.ReadTimeout)
+        try:
+            return self._inner.read(max_bytes, timeout)
+        except httpcore.TimeoutException:
+            _expire(cut)
+            raise
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        timeout, cut = _clamp(timeout, httpcore.WriteTimeout)
+        try:
+            self._inner.write(buffer, timeout)
+        except httpcore.TimeoutException:
+            _expire(cut)
+            raise
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        timeout, cut = _clamp(timeout, httpcore.ConnectTimeout)
+        try:
+            return DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, timeout))
+        except httpcore.TimeoutException:
+            _expire(cut)
+            raise
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+def _expire(cut: Deadline | None) -> None:
+    if cut is not None:
+        cut.expired = True
+
+
+class DeadlineBackend(httpcore.NetworkBackend):
+    """A network backend (httpcore's socket backend by default) whose connections end by the deadline."""
+
+    def __init__(self, inner: httpcore.NetworkBackend | None = None) -> None:
+        self._inner = inner or httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        timeout, cut = _clamp(timeout, httpcore.ConnectTimeout)
+        try:
+            return DeadlineStream(self._inner.connect_tcp(host, port, timeout, local_address, socket_options))
+        except httpcore.TimeoutException:
+            _expire(cut)
+            raise
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.NetworkStream:
+        timeout, cut = _clamp(timeout, httpcore.ConnectTimeout)
+        try:
+            return DeadlineStream(self._inner.connect_unix_socket(path, timeout, socket_options))
+        except httpcore.TimeoutException:
+            _expire(cut)
+            raise
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+class GuardedBackend(httpcore.NetworkBackend):
+    """httpcore's socket backend (or ``inner``), connecting only to public addresses."""
+
+    def __init__(self, resolver: Resolver = resolve, inner: httpcore.NetworkBackend | None = None) -> None:
+        self._inner = inner or httpcore.SyncBackend()
         self._resolve = resolver
 
     def connect_tcp(
@@ -80,10 +209,10 @@ class GuardedBackend(httpcore.NetworkBackend):
         self._inner.sleep(seconds)
 
 
-class GuardedTransport(httpx.HTTPTransport):
-    """httpx's transport over a ``GuardedBackend`` connection pool (same limits)."""
+class BackendTransport(httpx.HTTPTransport):
+    """httpx's transport over a connection pool using ``backend`` (same limits)."""
 
-    def __init__(self, *, limits: httpx.Limits, resolver: Resolver = resolve) -> None:
+    def __init__(self, *, limits: httpx.Limits, backend: httpcore.NetworkBackend) -> None:
         super().__init__(limits=limits)
         # httpx builds its pool in __init__ without a way to pass a network backend.
         ssl_context = self._pool._ssl_context
@@ -92,5 +221,20 @@ class GuardedTransport(httpx.HTTPTransport):
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
-            network_backend=GuardedBackend(resolver),
+            network_backend=backend,
         )
+
+
+class DeadlineTransport(BackendTransport):
+    """httpx's transport whose requests end by the current ``deadline()``."""
+
+    def __init__(self, *, limits: httpx.Limits) -> None:
+        super().__init__(limits=limits, backend=DeadlineBackend())
+
+
+class GuardedTransport(BackendTransport):
+    """httpx's transport over a ``GuardedBackend`` connection pool (same limits); requests end by
+    the current ``deadline()``, each address tried getting only the time left."""
+
+    def __init__(self, *, limits: httpx.Limits, resolver: Resolver = resolve) -> None:
+        super().__init__(limits=limits, backend=GuardedBackend(resolver, DeadlineBackend()))

@@ -16,10 +16,11 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,13 +30,15 @@ from .extract import ExtractJob
 from .feeds import parse_feed
 from .fetching import FEED_ACCEPT, Fetcher, Guard
 from .grouping import StoryGrouper
+from .hostqueue import HostQueue
 from .matching import Matcher
 from .schedule import Plan, cache_hint, failure_weight, plan, retry_after, update_rate
 from .store import FeedOutcome, FeedState, Store, utcnow
 from .stories import Signature
 from .storydb import story_time
+from .text import MAX_TEXT_CHARS, plain, truncate_text
 from .types import Article, CycleReport, FeedEntry, FeedReport, FetchResult, FetchStatus, Match, TextSource
-from .urls import canonicalize, host_of, same_site
+from .urls import canonicalize, host_of, outlet_host, redact, redact_text, same_site
 from .workers import Extractor, Processed, process
 
 logger = logging.getLogger(__name__)
@@ -66,6 +69,8 @@ class _FeedWork:
     extracted: int = 0
     fallbacks: int = 0
     article_failures: int = 0
+    faults: list[str] = field(default_factory=list)  #: entries that raised at some stage, and why
+    hosts: frozenset[str] = frozenset()  #: hosts its entries link to (a page's canonical link may name one)
     pending: int = 0
     finished: bool = False
     seconds: float = 0.0
@@ -80,6 +85,31 @@ class _ArticleWork:
     also: list[tuple[_FeedWork, FeedEntry]] = field(default_factory=list)  #: same link, other feeds
 
 
+class _StageFailed(Exception):
+    """An exception raised inside a named stage of one unit of work (a feed or an entry)."""
+
+    def __init__(self, stage: str, cause: BaseException) -> None:
+        super().__init__(f"{stage}: {type(cause).__name__}: {cause}")
+        self.stage = stage
+
+
+@contextmanager
+def _stage(name: str) -> Iterator[None]:
+    """Name the stage of whatever escapes the block, for the one log line and the record."""
+    try:
+        yield
+    except _StageFailed:
+        raise
+    except Exception as exc:
+        raise _StageFailed(name, exc) from exc
+
+
+def _describe(exc: BaseException) -> str:
+    """One clean line for the feed's record and the log: ``stage: Type: message``."""
+    what = str(exc) if isinstance(exc, _StageFailed) else f"{type(exc).__name__}: {exc}"
+    return redact_text(plain(" ".join(what.split())))[:300]
+
+
 def article_guard(feed_url: str, fetch: FetchConfig) -> Guard:
     """Which article URLs are trusted: the feed's own host, hosts in ``[fetch] allowed_hosts``,
     or every URL when ``allow_private_addresses`` is set. Others may only reach public
@@ -91,8 +121,26 @@ def article_guard(feed_url: str, fetch: FetchConfig) -> Guard:
     return guard
 
 
+def feed_guard(feed_url: str, fetch: FetchConfig) -> Guard:
+    """The configured feed URL is trusted (an operator may poll an intranet feed); every
+    redirect hop that leaves its host may only reach public addresses, unless that host is
+    in ``[fetch] allowed_hosts`` or ``allow_private_addresses`` is set."""
+    host = host_of(feed_url)
+
+    def guard(url: str) -> bool:
+        return fetch.allow_private_addresses or host_of(url) == host or host_of(url) in fetch.allowed_hosts
+
+    return guard
+
+
 class Cycle:
-    """Runs one cycle; construct, then call ``run``."""
+    """Runs one cycle; construct, then call ``run``.
+
+    Every feed, entry and article page is a fault boundary: whatever one raises (a fetch
+    error, a parse error, or a ValueError, MemoryError or bug of ours at any stage) is
+    caught there, logged once with the feed's URL and recorded on the feed as failed,
+    while the entries that could be stored are stored and every other feed goes on.
+    """
 
     def __init__(
         self,
@@ -122,11 +170,16 @@ class Cycle:
         self.topics: dict[str, list[str]] = {}
         self.roles: dict[str, int] = {}
         self._threads = ThreadPoolExecutor(max(1, fetcher.config.concurrency), thread_name_prefix="fetch")
-        self._pending: dict[Future[Any], tuple[str, Any]] = {}
+        self._pending: dict[Future[Any], tuple[str, Any, str | None]] = {}
         self._done: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
         self._unrecorded: list[tuple[FeedState, FeedOutcome]] = []  #: outcomes without new items, batched
         self._unrecorded_since = 0.0
-        self._backlog: deque[_ArticleWork] = deque()
+        # Requests wait for their host's budget here, not in a fetch thread (``tracker.hostqueue``).
+        self._feed_queue: HostQueue[_FeedWork] = HostQueue()
+        self._page_queue: HostQueue[_ArticleWork] = HostQueue()
+        self._local: deque[_ArticleWork] = deque()  #: entries without a page to fetch
+        self._host_busy: dict[str, int] = {}
+        self._requests = 0
         self._in_flight_links: dict[str, _ArticleWork] = {}
         self._max_articles = max(4, 2 * fetcher.config.concurrency)
         self._articles_in_flight = 0
@@ -139,10 +192,7 @@ class Cycle:
             for feed in feeds:
                 work = _FeedWork(feed=feed, started_at=self.clock(), t0=time.monotonic())
                 works.append(work)
-                fut = self._threads.submit(
-                    self.fetcher.get, feed.url, etag=feed.etag, last_modified=feed.last_modified, accept=FEED_ACCEPT
-                )
-                self._track(fut, "feed", work)
+                self._feed_queue.push(host_of(feed.url), work)
             self._drain()
             self._flush_records()
         finally:
@@ -160,8 +210,8 @@ class Cycle:
 
     # -- event loop -----------------------------------------------------------------------
 
-    def _track(self, fut: Future[Any], kind: str, payload: Any) -> None:
-        self._pending[fut] = (kind, payload)
+    def _track(self, fut: Future[Any], kind: str, payload: Any, host: str | None = None) -> None:
+        self._pending[fut] = (kind, payload, host)
         fut.add_done_callback(self._done.put)
 
     def _completed(self, timeout: float) -> list[Future[Any]]:
@@ -177,37 +227,109 @@ class Cycle:
             except queue.Empty:
                 return done
 
+    def _waiting(self) -> bool:
+        return bool(self._pending or self._feed_queue or self._page_queue or self._local)
+
     def _drain(self) -> None:
-        while self._pending:
-            if self.stop.is_set():
-                if self._stop_deadline is None:
-                    self._stop_deadline = time.monotonic() + self.stop_timeout
-                    self._backlog.clear()  # articles not started: their feeds are polled again next time
-                    for fut in list(self._pending):
-                        if fut.cancel():  # feed fetches not started yet
-                            del self._pending[fut]
-                    if not self._pending:
-                        break
-                elif time.monotonic() >= self._stop_deadline:
-                    logger.warning("stopping: abandoning %d requests and extractions in flight", len(self._pending))
-                    self.fetcher.stop()  # requests still waiting for their host's budget give up
-                    for fut in self._pending:
-                        fut.cancel()
-                    self._pending.clear()
-                    break
+        self._start_work()
+        while self._waiting():
+            if self.stop.is_set() and self._stopping():
+                break
             if self._unrecorded and time.monotonic() - self._unrecorded_since > RECORD_DELAY:
                 self._flush_records()  # well within any lease
-            for fut in self._completed(timeout=0.25):
-                if fut not in self._pending:
+            for fut in self._completed(timeout=0.25 if self._pending else 0.05):
+                entry = self._pending.pop(fut, None)
+                if entry is None:
                     continue  # cancelled and forgotten while stopping
-                kind, payload = self._pending.pop(fut)
-                if kind == "feed":
-                    self._feed_fetched(payload, fut)
-                elif kind == "page":
-                    self._page_fetched(payload, fut)
-                else:
-                    self._extracted(payload, fut)
-            self._start_articles()
+                kind, payload, host = entry
+                if host is not None:
+                    self._requests -= 1
+                    self._host_busy[host] -= 1
+                self._dispatch(kind, payload, fut)
+            self._start_work()
+
+    def _stopping(self) -> bool:
+        """On stop: start nothing new, then abandon what is in flight after ``stop_timeout``.
+        True when the loop should end now."""
+        if self._stop_deadline is None:
+            self._stop_deadline = time.monotonic() + self.stop_timeout
+            # Feeds not started are polled again next time; the articles of feeds already
+            # fetched go on within the stop timeout, so those feeds can finish.
+            self._feed_queue.clear()
+            return not self._waiting()
+        if time.monotonic() < self._stop_deadline:
+            return False
+        logger.warning(
+            "stopping: abandoning %d requests and extractions in flight and %d articles not started",
+            len(self._pending),
+            len(self._page_queue) + len(self._local),
+        )
+        self._page_queue.clear()
+        self._local.clear()
+        self.fetcher.stop()  # requests still waiting for their host's budget give up
+        for fut in self._pending:
+            fut.cancel()
+        self._pending.clear()
+        return True
+
+    def _dispatch(self, kind: str, payload: Any, fut: Future[Any]) -> None:
+        """The outermost fault boundary: what a handler's own boundaries let through fails
+        the feed it belongs to, never the cycle."""
+        try:
+            if kind == "feed":
+                self._feed_fetched(payload, fut)
+            elif kind == "page":
+                self._page_fetched(payload, fut)
+            else:
+                self._extracted(payload, fut)
+        except Exception as exc:  # noqa: BLE001 - the boundary of one unit of work
+            work = payload if kind == "feed" else payload.work
+            self._fault(work, exc)
+
+    def _start_work(self) -> None:
+        """Start what the budgets allow: requests whose host is ready (feeds first), and
+        entries without a page, up to the article limit."""
+        limit = max(1, self.fetcher.config.concurrency)
+        while self._requests < limit:
+            feed = None if self.stop.is_set() else self._feed_queue.pop_ready(self._host_ready)
+            if feed is not None:
+                host, work = feed
+                self._request(host, "feed", work, work.feed.url)
+                continue
+            if self._articles_in_flight >= self._max_articles:
+                break
+            page = self._page_queue.pop_ready(self._host_ready)
+            if page is None:
+                break
+            host, art = page
+            self._articles_in_flight += 1
+            self._request(host, "page", art, art.entry.link or art.link)
+        while self._local and self._articles_in_flight < self._max_articles:
+            self._articles_in_flight += 1
+            self._submit_extract(self._local.popleft())
+
+    def _host_ready(self, host: str, item: _FeedWork | _ArticleWork) -> bool:
+        if self._host_busy.get(host, 0) >= max(1, self.fetcher.config.per_host_concurrency):
+            return False
+        url = item.feed.url if isinstance(item, _FeedWork) else (item.entry.link or item.link)
+        return self.fetcher.host_delay(url) <= 0
+
+    def _request(self, host: str, kind: str, payload: _FeedWork | _ArticleWork, url: str) -> None:
+        self._requests += 1
+        self._host_busy[host] = self._host_busy.get(host, 0) + 1
+        if isinstance(payload, _FeedWork):
+            feed = payload.feed
+            guard = feed_guard(feed.url, self.fetcher.config)
+            fut = self._threads.submit(
+                self.fetcher.get, url, etag=feed.etag, last_modified=feed.last_modified, accept=FEED_ACCEPT, guard=guard
+            )
+        else:
+            fut = self._threads.submit(
+                self.fetcher.get, url, guard=article_guard(payload.work.feed.url, self.fetcher.config)
+            )
+        self._track(fut, kind, payload, host)
+
+    # -- one feed -----------------------------------------------------------------------------
 
     def _feed_fetched(self, work: _FeedWork, fut: Future[FetchResult]) -> None:
         try:
@@ -215,6 +337,9 @@ class Cycle:
         except FetchError as exc:
             work.http_status, work.error_headers = exc.http_status, exc.headers
             self._fail(work, exc.status, str(exc))
+            return
+        except Exception as exc:  # noqa: BLE001 - the fetch of one feed
+            self._fault(work, _StageFailed("fetch", exc))
             return
         result = work.result
         if result.not_modified:
@@ -228,21 +353,35 @@ class Cycle:
             self._finish_feed(work)
             return
         try:
-            parsed = parse_feed(body, result.final_url, result.headers)
-        except ParseError as exc:
-            self._fail(work, FetchStatus.PARSE_ERROR, str(exc))
+            with _stage("parse"):
+                parsed = parse_feed(body, result.final_url, result.headers, max_entries=self.poll.max_entries_per_feed)
+        except _StageFailed as exc:
+            if isinstance(exc.__cause__, ParseError):
+                self._fail(work, FetchStatus.PARSE_ERROR, str(exc.__cause__))
+            else:
+                self._fault(work, exc)
             return
         work.title, work.bozo, work.ttl = parsed.title, parsed.bozo_reason, parsed.ttl
+        work.faults.extend(f"entry conversion: {why}" for why in parsed.faults)
         entries = parsed.entries[: self.poll.max_entries_per_feed]
         work.entries = len(entries)
-        self._queue_new_entries(work, entries)
+        work.hosts = frozenset(outlet_host(e.link) or "" for e in entries if e.link) - {""}
+        with _stage("entries"):
+            self._queue_new_entries(work, entries)
         self._maybe_finish(work)
 
     def _queue_new_entries(self, work: _FeedWork, entries: Sequence[FeedEntry]) -> None:
-        links = {e: canonicalize(e.link) if e.link else None for e in entries}
-        stored, seen_guids = self.store.lookup(
-            work.feed.id, [u for u in links.values() if u], [e.guid for e in entries if e.guid]
-        )
+        links: dict[FeedEntry, str | None] = {}
+        for entry in entries:
+            try:
+                with _stage("canonicalization"):
+                    links[entry] = canonicalize(entry.link) if entry.link else None
+            except _StageFailed as exc:
+                self._entry_fault(work, entry, exc)
+        with _stage("lookup"):
+            stored, seen_guids = self.store.lookup(
+                work.feed.id, [u for u in links.values() if u], [e.guid for e in links if e.guid]
+            )
         for entry, link in links.items():
             if entry.guid and entry.guid in seen_guids:
                 continue
@@ -250,8 +389,9 @@ class Cycle:
                 # No link: the feed's own text is all there is.
                 link = f"urn:guid:{entry.guid}"
             if link in stored:
-                if self.store.link_source(stored[link], work.feed.id, link, entry.guid):
-                    work.repeats += 1
+                with _stage("store"):
+                    if self.store.link_source(stored[link], work.feed.id, link, entry.guid):
+                        work.repeats += 1
                 continue
             if link in self._in_flight_links:
                 # Another feed's entry is fetching it: this feed is done only once it is linked.
@@ -263,18 +403,12 @@ class Cycle:
             art = _ArticleWork(work=work, entry=entry, link=link)
             self._in_flight_links[link] = art
             work.pending += 1
-            self._backlog.append(art)
-
-    def _start_articles(self) -> None:
-        while self._backlog and self._articles_in_flight < self._max_articles and not self.stop.is_set():
-            art = self._backlog.popleft()
-            self._articles_in_flight += 1
-            if art.entry.link:
-                guard = article_guard(art.work.feed.url, self.fetcher.config)
-                fut = self._threads.submit(self.fetcher.get, art.entry.link, guard=guard)
-                self._track(fut, "page", art)
+            if entry.link:
+                self._page_queue.push(host_of(entry.link), art)
             else:
-                self._submit_extract(art)
+                self._local.append(art)
+
+    # -- one article --------------------------------------------------------------------------
 
     def _page_fetched(self, art: _ArticleWork, fut: Future[FetchResult]) -> None:
         try:
@@ -282,15 +416,22 @@ class Cycle:
         except FetchError as exc:
             art.work.article_failures += 1
             logger.info("article fetch failed url=%s status=%s error=%s", art.entry.link, exc.status, exc)
+        except Exception as exc:  # noqa: BLE001 - the fetch of one page: the feed text remains
+            self._entry_fault(art.work, art.entry, _StageFailed("article fetch", exc))
         self._submit_extract(art)
 
     def _submit_extract(self, art: _ArticleWork) -> None:
         job = self._job(art)
         try:
-            fut = self.extractor.submit(job)
-        except BrokenProcessPool:
-            self.extractor.reset()
-            fut = self.extractor.submit(job)
+            try:
+                fut = self.extractor.submit(job)
+            except BrokenProcessPool:
+                self.extractor.reset()
+                fut = self.extractor.submit(job)
+        except Exception as exc:  # noqa: BLE001 - no worker for this page: the feed text, inline
+            self._entry_fault(art.work, art.entry, _StageFailed("extraction", exc))
+            fut = Future()
+            fut.set_exception(_StageFailed("extraction", exc))
         self._track(fut, "extract", art)
 
     def _job(self, art: _ArticleWork, *, with_html: bool = True) -> ExtractJob:
@@ -302,53 +443,107 @@ class Cycle:
             content_type=page.headers.get("content-type") if page else None,
             entry=art.entry,
             min_text_chars=self.poll.min_text_chars,
+            feed_hosts=art.work.hosts,
         )
 
     def _extracted(self, art: _ArticleWork, fut: Future[Processed]) -> None:
         self._articles_in_flight -= 1
         try:
-            article, matches, sig = fut.result()
+            processed = self._processed(art, fut)
+            if processed is not None:
+                self._store(art, *processed)
+        except Exception as exc:  # noqa: BLE001 - one article: skipped, counted, its feed failed
+            self._entry_fault(art.work, art.entry, exc)
+        finally:
+            self._article_done(art)
+
+    def _processed(self, art: _ArticleWork, fut: Future[Processed]) -> Processed | None:
+        """The worker's result; else the feed's text, processed here; None when even that raises."""
+        try:
+            return fut.result()
         except BrokenProcessPool:
             logger.warning("extraction worker died url=%s; using the feed text", art.entry.link)
             self.extractor.reset()
-            article, matches, sig = process(self._job(art, with_html=False), self.matcher)
-        except Exception:
-            logger.warning("extraction failed url=%s; using the feed text", art.entry.link, exc_info=True)
-            article, matches, sig = process(self._job(art, with_html=False), self.matcher)
-        self._store(art, article, matches, sig)
-        del self._in_flight_links[art.link]
-        works = [art.work] + [w for w, _ in art.also]
-        for work in works:
-            work.pending -= 1
-        for work in {id(w): w for w in works}.values():
-            self._maybe_finish(work)
+        except _StageFailed:
+            pass  # already recorded
+        except Exception as exc:  # noqa: BLE001 - extraction, matching or the signature of one page
+            self._entry_fault(art.work, art.entry, _StageFailed("extraction", exc))
+        try:
+            with _stage("processing the feed text"):
+                return process(self._job(art, with_html=False), self.matcher)
+        except _StageFailed as exc:
+            self._entry_fault(art.work, art.entry, exc, skipped=True)
+            return None
 
     def _store(self, art: _ArticleWork, article: Article, matches: list[Match], sig: Signature) -> None:
         work = art.work
+        if len(article.text) > MAX_TEXT_CHARS:
+            article = replace(article, text=truncate_text(article.text))
+        raw = art.page.body if art.page and article.text_source is TextSource.EXTRACTED else None
+        with _stage("story placement"):
+            placement = self.grouper.place(sig, story_time(article.published, self.clock()))
+        with _stage("store"):
+            item_id, created = self.store.add_item(
+                article,
+                matches,
+                feed_id=work.feed.id,
+                entry_url=art.link,
+                guid=art.entry.guid or art.link,
+                raw_html=raw,
+                story=placement,
+            )
         if article.text_source is TextSource.EXTRACTED:
             work.extracted += 1
         else:
             work.fallbacks += 1
-        raw = art.page.body if art.page and article.text_source is TextSource.EXTRACTED else None
-        placement = self.grouper.place(sig, story_time(article.published, self.clock()))
-        item_id, created = self.store.add_item(
-            article,
-            matches,
-            feed_id=work.feed.id,
-            entry_url=art.link,
-            guid=art.entry.guid or art.link,
-            raw_html=raw,
-            story=placement,
-        )
         if created:
-            self.grouper.placed(item_id, placement)
+            with _stage("story placement"):
+                self.grouper.placed(item_id, placement)
             role = placement.assignment.role
             self.roles[role] = self.roles.get(role, 0) + 1
             work.new += 1
             for m in matches:
                 self.topics.setdefault(m.rule, []).append(article.title)
         for other, entry in art.also:
-            self.store.link_source(item_id, other.feed.id, art.link, entry.guid or art.link)
+            with _stage("store"):
+                self.store.link_source(item_id, other.feed.id, art.link, entry.guid or art.link)
+
+    def _article_done(self, art: _ArticleWork) -> None:
+        self._in_flight_links.pop(art.link, None)
+        works = [art.work] + [w for w, _ in art.also]
+        for work in works:
+            work.pending -= 1
+        for work in {id(w): w for w in works}.values():
+            try:
+                self._maybe_finish(work)
+            except Exception as exc:  # noqa: BLE001 - recording one feed
+                self._fault(work, exc)
+
+    # -- faults -------------------------------------------------------------------------------
+
+    def _fault(self, work: _FeedWork, exc: BaseException) -> None:
+        """A feed-level fault: the feed is recorded as failed; the cycle goes on."""
+        logger.debug("fault in feed %s", redact(work.feed.url), exc_info=exc)
+        if work.finished:
+            logger.warning("feed %s: %s (after it was recorded)", redact(work.feed.url), _describe(exc))
+            return
+        self._fail(work, FetchStatus.ERROR, _describe(exc))
+
+    def _entry_fault(self, work: _FeedWork, entry: FeedEntry, exc: BaseException, *, skipped: bool = False) -> None:
+        """An entry-level fault: the entry keeps the feed's text or is skipped; the feed will be
+        recorded as failed (so its state is not saved and it is retried, with backoff)."""
+        why = _describe(exc)
+        work.faults.append(why)
+        if skipped:
+            work.article_failures += 1
+        logger.warning(
+            "feed %s: entry %s %s: %s",
+            redact(work.feed.url),
+            redact(entry.link or entry.guid or "?"),
+            "skipped" if skipped else "kept the feed's text",
+            why,
+        )
+        logger.debug("fault in an entry of %s", redact(work.feed.url), exc_info=exc)
 
     # -- feed bookkeeping -------------------------------------------------------------------
 
@@ -380,17 +575,41 @@ class Cycle:
             )
         return schedule, score
 
+    def _later(self, feed: FeedState, outcome: FeedOutcome) -> None:
+        """Nothing new came with it (a 304, a failure): a crash before the batch is written
+        only means polling it again. One commit per batch, not per feed."""
+        if not self._unrecorded:
+            self._unrecorded_since = time.monotonic()
+        self._unrecorded.append((feed, outcome))
+        if len(self._unrecorded) >= RECORD_BATCH:
+            self._flush_records()
+
     def _flush_records(self) -> None:
-        self.store.record_fetches(self._unrecorded)
-        self._unrecorded.clear()
+        batch, self._unrecorded = self._unrecorded, []
+        try:
+            self.store.record_fetches(batch)
+            return
+        except Exception as exc:  # noqa: BLE001 - find the outcome the store refuses; record the rest
+            logger.warning("recording %d feed outcomes failed (%s); recording them one by one", len(batch), exc)
+        for feed, outcome in batch:
+            try:
+                self.store.record_fetches([(feed, outcome)])
+            except Exception as exc:  # noqa: BLE001 - the feed stays due and is polled again
+                logger.error("feed %s: could not record its outcome: %s", redact(feed.url), _describe(exc))
 
     def _fail(self, work: _FeedWork, status: FetchStatus, error: str) -> None:
         work.status, work.error = status, error
-        logger.warning("feed failed name=%r url=%s status=%s error=%s", work.feed.name, work.feed.url, status, error)
+        logger.warning(
+            "feed failed name=%r url=%s status=%s error=%s", work.feed.name, redact(work.feed.url), status, error
+        )
         self._finish_feed(work)
 
     def _maybe_finish(self, work: _FeedWork) -> None:
         if work.pending == 0 and work.result is not None and not work.status.failed:
+            if work.faults:
+                n = len(work.faults)
+                work.status = FetchStatus.ERROR
+                work.error = f"{n} {'entry' if n == 1 else 'entries'} failed; first: {work.faults[0]}"
             self._finish_feed(work)
 
     def _finish_feed(self, work: _FeedWork) -> None:
@@ -403,7 +622,7 @@ class Cycle:
         feed = work.feed
         try:
             schedule, score = self._schedule(work, now)
-        except (ValueError, OverflowError):  # whatever a server sent: one bad feed never ends the cycle
+        except Exception:  # noqa: BLE001 - whatever a server sent: one bad feed never ends the cycle
             logger.warning("feed %r: could not schedule from its response; using the base interval", feed.name)
             fallback = Plan(now + self.poll.cadence().interval, rate=feed.publish_rate, reason="new")
             schedule, score = fallback, feed.failure_score
@@ -429,17 +648,19 @@ class Cycle:
             new_items=work.new,
         )
         if work.status is FetchStatus.OK:
-            self.store.record_fetch(work.feed, outcome)  # after its articles, at once
+            try:
+                self.store.record_fetch(work.feed, outcome)  # after its articles, at once
+            except Exception as exc:  # noqa: BLE001 - then as failed, with nothing of its response
+                logger.warning("feed %s: could not record its fetch: %s", redact(feed.url), _describe(exc))
+                work.status, work.error = FetchStatus.ERROR, f"could not record: {_describe(exc)}"
+                outcome = replace(outcome, status=work.status, error=work.error, title=None, bozo_reason=None)
+                self._later(work.feed, outcome)
         else:
-            # Nothing new came with it (a 304, a failure): a crash before the batch is
-            # written only means polling it again. One commit per batch, not per feed.
-            if not self._unrecorded:
-                self._unrecorded_since = time.monotonic()
-            self._unrecorded.append((work.feed, outcome))
-            if len(self._unrecorded) >= RECORD_BATCH:
-                self._flush_records()
+            self._later(work.feed, outcome)
         if schedule.parked and not feed.parked:
-            logger.warning("feed parked name=%r url=%s: failing since %s", feed.name, feed.url, feed.failing_since)
+            logger.warning(
+                "feed parked name=%r url=%s: failing since %s", feed.name, redact(feed.url), feed.failing_since
+            )
         logger.info(
             "feed done name=%r status=%s entries=%d new=%d repeats=%d extracted=%d fallbacks=%d article_failures=%d "
             "ms=%d next=%s (%s)",

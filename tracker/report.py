@@ -8,6 +8,7 @@ from typing import Any
 
 from .text import plain
 from .types import CycleReport
+from .urls import redact, redact_text
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
@@ -63,7 +64,9 @@ def cycle_summary(report: CycleReport, *, top: int = 3) -> str:
             parts.extend(f"    - {t}" for t in titles[:top])
     if report.failed:
         parts.append("\nFailed feeds:")
-        parts.extend(f"  {f.name} ({f.url}): {f.status.value}: {f.error}" for f in report.failed)
+        parts.extend(
+            f"  {f.name} ({redact(f.url)}): {f.status.value}: {redact_text(f.error or '')}" for f in report.failed
+        )
     return "\n".join(parts)
 
 

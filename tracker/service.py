@@ -25,7 +25,7 @@ from types import FrameType
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from .app import prepare, validate
+from .app import make_extractor, prepare, validate
 from .config import Config, DigestConfig
 from .delivery import send_all
 from .fetching import Fetcher
@@ -35,7 +35,6 @@ from .metrics import Metrics, serve
 from .pipeline import poll_due
 from .store import utcnow
 from .types import CycleReport
-from .workers import Extractor
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +66,9 @@ def _serve(config: Config) -> None:
     ready = prepare(config)
     store, matcher = ready.store, ready.matcher
     fetcher = Fetcher(config.fetch)
-    extractor = Extractor(matcher, config.fetch.extract_workers)
+    extractor = make_extractor(config, matcher)
 
-    tick = max(1.0, min(config.poll.interval_minutes, 5.0))
+    tick = max(0.05, min(config.poll.interval_minutes, 5.0))  # minutes between looks for due feeds
     metrics = Metrics(timedelta(minutes=tick))
     metrics_server = (
         serve(metrics, config.service.metrics_host, config.service.metrics_port)

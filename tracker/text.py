@@ -38,6 +38,23 @@ _BLOCK_TAGS = {
 }
 
 
+#: the most text stored for one item (characters); a longer text is cut at a paragraph break
+MAX_TEXT_CHARS = 200_000
+
+
+def truncate_text(text: str, limit: int = MAX_TEXT_CHARS) -> str:
+    """``text`` cut to at most ``limit`` characters, at the last paragraph break (else space)
+    in the last tenth before the limit."""
+    if len(text) <= limit:
+        return text
+    head = text[:limit]
+    for sep in ("\n\n", "\n", " "):
+        at = head.rfind(sep, limit - limit // 10)
+        if at > 0:
+            return head[:at].rstrip()
+    return head
+
+
 def plain(text: str) -> str:
     """``text`` without control characters (tab and newline kept)."""
     return _CONTROL.sub("", text)

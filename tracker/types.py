@@ -88,6 +88,7 @@ class ParsedFeed:
     version: str  #: feedparser's version string ("rss20", "atom10", ...), "" if unknown
     bozo_reason: str | None = None  #: set when the document was malformed but usable
     ttl: int | None = None  #: RSS <ttl>: minutes the feed may be cached
+    faults: tuple[str, ...] = ()  #: entries skipped because converting them raised, and why
 
 
 @dataclass(frozen=True, slots=True)

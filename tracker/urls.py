@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import re
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 #: query parameters that only track the reader, never select the content
@@ -89,6 +90,46 @@ def validate_feed_url(url: str) -> str | None:
     if not parts.hostname:
         return "URL has no host"
     return None
+
+
+#: query parameters that carry a credential; their values never leave the fetcher
+SECRET_PARAMS = re.compile(
+    r"(?:api[_-]?key|apikey|key|token|access[_-]?token|auth|authorization|secret|client[_-]?secret|password|passwd"
+    r"|pwd|sig|signature|session|sessionid|sid|credential|credentials|private[_-]?token|x[_-]?api[_-]?key)",
+    re.I,
+)
+_URL_IN_TEXT = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
+REDACTED = "REDACTED"
+
+
+def redact(url: str) -> str:
+    """``url`` fit to show: a password in it (``user:pass@``) and the values of query
+    parameters that carry credentials (``api_key=``, ``token=``, ...) replaced by REDACTED.
+    Anything that does not parse as a URL is returned as is."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = f"{REDACTED}@{netloc.rpartition('@')[2]}"  # a user name alone can be a token
+    query = parts.query
+    if query:
+        pairs = []
+        for piece in query.split("&"):
+            name, eq, _value = piece.partition("=")
+            pairs.append(f"{name}={REDACTED}" if eq and SECRET_PARAMS.fullmatch(name.strip()) else piece)
+        query = "&".join(pairs)
+    if netloc == parts.netloc and query == parts.query:
+        return url
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def redact_text(text: str) -> str:
+    """Every URL inside ``text`` (a log line, an error message) redacted."""
+    if "://" not in text:
+        return text
+    return _URL_IN_TEXT.sub(lambda m: redact(m.group(0)), text)
 
 
 def host_of(url: str) -> str:
