@@ -12,6 +12,13 @@ the hits that made the query true — + 0.5 more when the title does, + 0.01 per
 (at most 0.3), + 0.1 × the closeness of the best NEAR pair. A rule matches when its query
 is true and the score reaches its threshold (default 1.0); ``threshold = 1.5`` asks for
 evidence in the title or in a second paragraph.
+
+Cost: every step is linear (or n log n) in the length of the document, however often a term
+repeats: NEAR sweeps sorted occurrence lists instead of comparing every pair, scopes visit only
+the windows inside the range they are asked about, and exclusions and context terms are looked
+up, not scanned. As a second line of defence only the first ``MAX_MATCH_CHARS`` characters of
+the title and of the text are matched, and a match reports at most ``MAX_EVIDENCE_PER_TERM``
+evidence hits per term (its score and snippets still count them all).
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
+from operator import itemgetter
 
 import ahocorasick
 
@@ -29,6 +38,14 @@ from .types import Evidence, Match, Rule
 
 Hit = tuple[int, int, str]  #: (first word, end word exclusive, label)
 _FALSE: tuple[bool, list[Hit]] = (False, [])
+
+#: Characters of the title and of the text that are matched; the rest is ignored (rules/README.md, "Limits").
+MAX_MATCH_CHARS = 200_000
+#: Evidence hits a Match reports per term label (the first ones in the document).
+MAX_EVIDENCE_PER_TERM = 100
+_NO_GAP = 1 << 62  #: "no partner" in gap computations
+_NO_HIT: Hit = (-1, -1, "")  #: equal to no real hit
+_NearFound = tuple[list[Hit], list[Hit], int, int]  #: see ``_Ctx.near``
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +158,10 @@ class _Ctx:
         self.doc = doc
         self.hits = hits
         self.n = len(doc.orig)
-        self.near: list[tuple[float, Hit, Hit]] = []  #: (closeness, pair) of every NEAR pair found
+        #: Every NEAR evaluation that found pairs: (left hits with a partner, right hits with a partner, distance,
+        #: gap of the closest pair). The pairs themselves are not listed (there can be quadratically many); the
+        #: score recovers the closest pair among the kept evidence from these lists (``_best_closeness``).
+        self.near: list[_NearFound] = []
 
 
 class Matcher:
@@ -210,7 +230,7 @@ class Matcher:
     # -- matching ------------------------------------------------------------------------
 
     def match(self, title: str, text: str) -> list[Match]:
-        doc = index(title or "", text or "")
+        doc = _index(title, text)
         hits = self._hits(doc)
         candidates = set(self._always)
         for label in hits:
@@ -229,7 +249,7 @@ class Matcher:
     def explain_miss(self, rule_id: str, title: str, text: str) -> list[str]:
         """For a document the rule does not match: what is missing, from the closest branch of
         its query and the closest window (empty when the query is true but the score is low)."""
-        doc = index(title or "", text or "")
+        doc = _index(title, text)
         ctx = _Ctx(doc, self._hits(doc))
         return _why_false(self.ruleset.queries[rule_id], ctx, 0, len(doc.orig))
 
@@ -243,28 +263,84 @@ class Matcher:
                 # One pattern's hits come in text order already (the automaton reports by end).
                 hits[label] = [(s, e, label) for s, e in found]
             refs.update(self._pid_refs.get(pid, ()))
+        where = _Where(doc, raw)
         for label in refs:
-            resolved = _resolve_entities(doc, raw, self._refs[label], label)
+            resolved = _resolve_entities(where, self._refs[label], label)
             if resolved:
                 hits[label] = resolved
         return hits
 
 
-def _resolve_entities(doc: Doc, raw: dict[int, list[tuple[int, int]]], refs: _EntityRefs, label: str) -> list[Hit]:
+def _index(title: str | None, text: str | None) -> Doc:
+    return index(_clip(title or "", MAX_MATCH_CHARS), _clip(text or "", MAX_MATCH_CHARS))
+
+
+def _clip(text: str, limit: int) -> str:
+    """The first ``limit`` characters of ``text``, cut back a little so that no word is cut in two."""
+    if len(text) <= limit:
+        return text
+    floor = max(0, limit - 64)
+    cut = limit
+    while cut > floor and text[cut - 1].isalnum() and text[cut].isalnum():
+        cut -= 1
+    return text[: cut if cut > floor else limit]
+
+
+class _Where:
+    """Where patterns occur in a document, for exclusions and context terms (each looked up, not scanned)."""
+
+    def __init__(self, doc: Doc, raw: dict[int, list[tuple[int, int]]]) -> None:
+        self.doc = doc
+        self.raw = raw
+        self._paragraphs: dict[tuple[int, ...], set[int]] = {}
+
+    def anywhere(self, pids: Sequence[int]) -> bool:
+        return any(self.raw.get(pid) for pid in pids)
+
+    def in_paragraph(self, pids: Sequence[int], paragraph: int) -> bool:
+        key = tuple(pids)
+        found = self._paragraphs.get(key)
+        if found is None:
+            found = {self.doc.paragraph_of(s) for pid in pids for s, _ in self.raw.get(pid, ())}
+            self._paragraphs[key] = found
+        return paragraph in found
+
+    def has_context(self, pids: Sequence[int], scope: str, at: int) -> bool:
+        """A hit of ``pids`` in the document, or with ``scope == "paragraph"`` in the paragraph of word ``at``."""
+        if scope == "paragraph":
+            return self.in_paragraph(pids, self.doc.paragraph_of(at))
+        return self.anywhere(pids)
+
+
+class _Spans:
+    """Sorted word spans; ``covers(s, e)``: one of them contains [s, e)."""
+
+    def __init__(self, spans: Iterable[tuple[int, int]]) -> None:
+        ordered = sorted(spans)
+        self.starts = [s for s, _ in ordered]
+        self.reach = list(accumulate((e for _, e in ordered), max))  #: furthest end among the first i + 1
+
+    def covers(self, s: int, e: int) -> bool:
+        i = bisect.bisect_right(self.starts, s)
+        return i > 0 and self.reach[i - 1] >= e
+
+
+def _resolve_entities(where: _Where, refs: _EntityRefs, label: str) -> list[Hit]:
+    raw = where.raw
     out: list[Hit] = []
-    blocked: list[tuple[int, int]] | None = None
+    blocked: _Spans | None = None
     for pid, ent, ambiguous in refs.names:
         found = raw.get(pid)
         if not found:
             continue
         if blocked is None:
-            blocked = [span for x in refs.excludes for span in raw.get(x, ())]
+            blocked = _Spans(span for x in refs.excludes for span in raw.get(x, ()))
         for s, e in found:
-            if any(bs <= s and e <= be for bs, be in blocked):
+            if blocked.covers(s, e):
                 continue
             if ambiguous and (
-                not _has_context(doc, raw, refs.contexts.get(ent.id, []), ent.context_scope, s)
-                or _has_context(doc, raw, refs.not_contexts.get(ent.id, []), "paragraph", s)
+                not where.has_context(refs.contexts.get(ent.id, []), ent.context_scope, s)
+                or where.has_context(refs.not_contexts.get(ent.id, []), "paragraph", s)
             ):
                 continue
             out.append((s, e, label))
@@ -278,15 +354,6 @@ def _resolve_entities(doc: Doc, raw: dict[int, list[tuple[int, int]]], refs: _En
             continue
         kept.append(hit)
     return kept
-
-
-def _has_context(doc: Doc, raw: dict[int, list[tuple[int, int]]], ctx: list[int], scope: str, at: int) -> bool:
-    para = doc.paragraph_of(at) if scope == "paragraph" else None
-    for pid in ctx:
-        for s, _ in raw.get(pid, ()):
-            if para is None or doc.paragraph_of(s) == para:
-                return True
-    return False
 
 
 def _term_label(n: q.Term) -> str:
@@ -372,17 +439,83 @@ class _Near(_Eval):
         r_ok, right = self.right.eval(ctx, lo, hi)
         if not r_ok:
             return _FALSE
-        out: set[Hit] = set()
-        for a in left:
-            for b in right:
-                gap = max(b[0] - a[1], a[0] - b[1], 0)
-                if gap <= self.distance and a != b:
-                    out.add(a)
-                    out.add(b)
-                    ctx.near.append((1 - gap / (self.distance + 1), a, b))
-        if not out:
-            return _FALSE
-        return True, sorted(out)
+        d = self.distance
+        if len(left) * len(right) <= 16:  # a handful (one sentence or paragraph): comparing all pairs is quicker
+            pairs = [(a, b) for a in left for b in right if max(b[0] - a[1], a[0] - b[1], 0) <= d and a != b]
+            if not pairs:
+                return _FALSE
+            near_left, near_right = [a for a, _ in pairs], [b for _, b in pairs]
+            closest = min(max(b[0] - a[1], a[0] - b[1], 0) for a, b in pairs)
+        else:  # sorted sweeps: O((L + R) log(L + R)), where all pairs would be O(L × R)
+            gaps = _nearest_gaps(left, right)
+            near_left = [a for a, gap in zip(left, gaps, strict=True) if gap <= d]
+            if not near_left:
+                return _FALSE
+            near_right = [b for b, gap in zip(right, _nearest_gaps(right, left), strict=True) if gap <= d]
+            closest = min(gaps)
+        ctx.near.append((near_left, near_right, d, closest))
+        return True, sorted(set(near_left).union(near_right))
+
+
+def _nearest_gaps(hits: Sequence[Hit], others: Sequence[Hit]) -> list[int]:
+    """For each hit, the fewest words between it and a hit of ``others`` other than itself (``_NO_GAP``: none).
+
+    O((n + m) log m): ``others`` sorted by start and by end answer, for a hit [s, e), "the first
+    other starting at or after e", "the last other ending at or before s" and "does an other
+    overlap [s, e)" by binary search. The last needs, for every prefix of ``others`` by start,
+    the furthest end, and the furthest end of a hit that is not that one (the hit itself may be
+    among the others, and a hit is never its own partner).
+    """
+    if not hits or not others:
+        return [_NO_GAP] * len(hits)
+    if len(hits) * len(others) <= 16:  # a handful (one sentence or paragraph): comparing all pairs is quicker
+        return [min([max(b[0] - a[1], a[0] - b[1], 0) for b in others if b != a] or [_NO_GAP]) for a in hits]
+    by_start = sorted(others, key=itemgetter(0))
+    starts = [b[0] for b in by_start]
+    ends = sorted(b[1] for b in others)
+    # Prefix i (the first i others by start): furthest end, its hit, furthest end among the other hits.
+    t_end, t_hit, s_end = -1, _NO_HIT, -1
+    top_end, top_hit, second_end = [t_end], [t_hit], [s_end]
+    for b in by_start:
+        if b != t_hit:
+            if b[1] > t_end:
+                t_end, t_hit, s_end = b[1], b, t_end
+            elif b[1] > s_end:
+                s_end = b[1]
+        top_end.append(t_end)
+        top_hit.append(t_hit)
+        second_end.append(s_end)
+    out = []
+    for a in hits:
+        s, e = a[0], a[1]
+        i = bisect.bisect_left(starts, e)  # others[:i] start before e; others[i] is the first at or after
+        reach = second_end[i] if top_hit[i] == a else top_end[i]
+        if reach > s:  # one of them also ends after s: it overlaps
+            out.append(0)
+            continue
+        best = starts[i] - e if i < len(starts) else _NO_GAP
+        j = bisect.bisect_right(ends, s)  # ends[:j] end at or before s
+        if j and s - ends[j - 1] < best:
+            best = s - ends[j - 1]
+        out.append(best)
+    return out
+
+
+def _best_closeness(near: Iterable[_NearFound], kept: set[Hit]) -> float:
+    """Closeness (1 − gap / (distance + 1)) of the closest NEAR pair whose two hits are both kept evidence."""
+    best = 0.0
+    for left, right, d, closest in near:
+        if 1 - closest / (d + 1) <= best:
+            continue  # not even its closest pair would do better
+        k_left = [a for a in left if a in kept]
+        k_right = [b for b in right if b in kept]
+        if len(k_left) == len(left) and len(k_right) == len(right):
+            gap = closest  # all kept: its closest pair counts
+        else:
+            gap = min(_nearest_gaps(k_left, k_right), default=_NO_GAP)
+        if gap <= d:
+            best = max(best, 1 - gap / (d + 1))
+    return best
 
 
 class _Field(_Eval):
@@ -410,13 +543,17 @@ class _Scope(_Eval):
     def windows(self, ctx: _Ctx, lo: int, hi: int) -> list[list[Hit]]:
         """Evidence of every window (within [lo, hi)) in which the child is true."""
         spans = ctx.doc.sentences if self.sentence else ctx.doc.paragraphs
+        starts = ctx.doc.sent_starts if self.sentence else ctx.doc.para_starts
         if self.anchor is None:
-            candidates: Iterable[int] = range(len(spans))
+            candidates: Iterable[int] = _windows_in(starts, spans, lo, hi)
         else:
-            # Only windows holding an anchor term can satisfy the child.
-            starts = ctx.doc.sent_starts if self.sentence else ctx.doc.para_starts
+            # Only windows holding an anchor term (one starting in [lo, hi)) can satisfy the child.
             candidates = sorted(
-                {bisect.bisect_right(starts, h[0]) - 1 for label in self.anchor for h in ctx.hits.get(label, ())}
+                {
+                    bisect.bisect_right(starts, h[0]) - 1
+                    for label in self.anchor
+                    for h in _starting_in(ctx.hits.get(label, []), lo, hi)
+                }
             )
         out = []
         for n in candidates:
@@ -431,6 +568,21 @@ class _Scope(_Eval):
     def eval(self, ctx: _Ctx, lo: int, hi: int) -> tuple[bool, list[Hit]]:
         wins = self.windows(ctx, lo, hi)
         return (True, [h for w in wins for h in w]) if wins else _FALSE
+
+
+def _windows_in(starts: Sequence[int], spans: Sequence[tuple[int, int]], lo: int, hi: int) -> range:
+    """Numbers of the windows (sentences or paragraphs) that share a word with [lo, hi)."""
+    first = max(bisect.bisect_right(starts, lo) - 1, 0)
+    while first < len(spans) and spans[first][1] <= lo:  # lo falls after the window it starts in
+        first += 1
+    return range(first, bisect.bisect_left(starts, hi))
+
+
+def _starting_in(hits: Sequence[Hit], lo: int, hi: int) -> Sequence[Hit]:
+    """The hits (sorted) that start in [lo, hi)."""
+    if lo <= 0 and (not hits or hits[-1][0] < hi):
+        return hits
+    return hits[bisect.bisect_left(hits, (lo,)) : bisect.bisect_left(hits, (hi,))]
 
 
 class _AtLeast(_Eval):
@@ -496,30 +648,45 @@ def _anchor(node: q.Node) -> frozenset[str] | None:
     return None
 
 
-def _why_false(node: q.Node, ctx: _Ctx, lo: int, hi: int) -> list[str]:
-    if _compile(node).eval(ctx, lo, hi)[0]:
+def _why_false(node: q.Node, ctx: _Ctx, lo: int, hi: int, compiled: dict[int, _Eval] | None = None) -> list[str]:
+    """What ``node`` lacks in [lo, hi) (``compiled``: node id → evaluator, shared by the recursive calls,
+    so that a query is compiled once and not again for every window)."""
+    if compiled is None:
+        compiled = {}
+
+    def evaluator(n: q.Node) -> _Eval:
+        found = compiled.get(id(n))
+        if found is None:
+            found = compiled[id(n)] = _compile(n)
+        return found
+
+    if evaluator(node).eval(ctx, lo, hi)[0]:
         return []
     if isinstance(node, q.And):
-        return [why for child in node.children for why in _why_false(child, ctx, lo, hi)]
+        return [why for child in node.children for why in _why_false(child, ctx, lo, hi, compiled)]
     if isinstance(node, q.Or) and not node.label:
-        options = [_why_false(child, ctx, lo, hi) for child in node.children]
+        options = [_why_false(child, ctx, lo, hi, compiled) for child in node.children]
         return min(options, key=len)
     if isinstance(node, q.Field):
         split = ctx.doc.title_end
         a, b = (lo, min(hi, split)) if node.field == "title" else (max(lo, split), hi)
-        return [f"{node.field}: {why}" for why in _why_false(node.child, ctx, a, b)] if a < b else [render(node)]
+        if a >= b:
+            return [render(node)]
+        return [f"{node.field}: {why}" for why in _why_false(node.child, ctx, a, b, compiled)]
     if isinstance(node, q.Scope):
         windows = ctx.doc.sentences if node.scope == "sentence" else ctx.doc.paragraphs
+        starts = ctx.doc.sent_starts if node.scope == "sentence" else ctx.doc.para_starts
         best: list[str] | None = None
-        for w_lo, w_hi in windows:
+        for n in _windows_in(starts, windows, lo, hi):
+            w_lo, w_hi = windows[n]
             a, b = max(lo, w_lo), min(hi, w_hi)
             if a < b:
-                why = _why_false(node.child, ctx, a, b)
+                why = _why_false(node.child, ctx, a, b, compiled)
                 if best is None or len(why) < len(best):
                     best = why
         return [f"in every {node.scope}: {why}" for why in (best or [render(node.child)])]
     if isinstance(node, q.AtLeast):
-        child = _compile(node.child)
+        child = evaluator(node.child)
         if isinstance(child, _Scope):
             found = len(child.windows(ctx, lo, hi))
         else:
@@ -557,14 +724,14 @@ def _score(rule: Rule, evaluator: _Eval, doc: Doc, hits: dict[str, list[Hit]]) -
     evidence = sorted(set(found))
     paragraphs = {doc.paragraph_of(s) for s, _, _ in evidence}
     score = len(paragraphs) + (0.5 if 0 in paragraphs else 0.0)
-    kept = set(evidence)
-    closeness = max((c for c, a, b in ctx.near if a in kept and b in kept), default=0.0)  # pairs that count
+    closeness = _best_closeness(ctx.near, set(evidence))  # of the NEAR pairs that count
     score += min(0.01 * len(evidence), 0.3) + 0.1 * closeness
     score = round(score, 3)
     if score < rule.threshold:
         return None
+    shown = _first_per_label(evidence, MAX_EVIDENCE_PER_TERM)
     terms: dict[str, str] = {}
-    for s, e, _ in evidence:
+    for s, e, _ in shown:
         surface = doc.full[doc.span(s)[0] : doc.span(e - 1)[1]]
         terms.setdefault(surface.lower(), surface)
     return Match(
@@ -573,8 +740,20 @@ def _score(rule: Rule, evaluator: _Eval, doc: Doc, hits: dict[str, list[Hit]]) -
         terms=tuple(terms.values()),
         snippets=_snippets(doc, evidence),
         rule_hash=rule.content_hash,
-        evidence=tuple(_evidence(doc, h) for h in evidence),
+        evidence=tuple(_evidence(doc, h) for h in shown),
     )
+
+
+def _first_per_label(hits: Sequence[Hit], limit: int) -> list[Hit]:
+    """The hits in order, without those after the first ``limit`` of their label."""
+    seen: dict[str, int] = {}
+    out = []
+    for hit in hits:
+        n = seen.get(hit[2], 0)
+        if n < limit:
+            seen[hit[2]] = n + 1
+            out.append(hit)
+    return out
 
 
 def _evidence(doc: Doc, hit: Hit) -> Evidence:
