@@ -89,8 +89,10 @@ def build_article(job: ExtractJob) -> Article:
             page = extract_page(job.html, job.final_url or _web_url(job.url), job.content_type)
         except MemoryError:
             raise  # not a bad page but a spent budget: the worker running it says so (tracker.workers)
-        except Exception:
-            logger.warning("extraction failed url=%s", job.url, exc_info=True)
+        except Exception as exc:
+            # One line for the operator; the traceback only at debug level (a page's HTML, not our bug).
+            logger.warning("extraction failed url=%s: %s: %s", job.url, type(exc).__name__, str(exc)[:200])
+            logger.debug("extraction failed url=%s", job.url, exc_info=True)
     entry = job.entry
     text, source = _choose_text(page, entry, job.min_text_chars)
     base = job.final_url or job.url
