@@ -48,8 +48,44 @@ def handle_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _database_url() -> str | None:
+    """The database URL of the running command, when its configuration loaded."""
+    obj = Context.current
+    if obj is None or obj._config is None:
+        return None
+    return obj._config.database_url
+
+
+def _one_line(exc: BaseException) -> tuple[str, int]:
+    """What went wrong, in one line, and the exit code: for the errors a user can cause
+    outside our own error tree (a file that is not a database, an unreachable server, a
+    path that cannot be written), and as the last resort for a bug of ours."""
+    from .errors import describe_os_error
+
+    if isinstance(exc, click.ClickException):
+        return exc.format_message().replace("\n", " "), exc.exit_code
+    if isinstance(exc, click.exceptions.Abort):
+        return "aborted", 1
+    if isinstance(exc, OSError):
+        return describe_os_error(exc)
+    try:
+        from sqlalchemy.exc import SQLAlchemyError
+    except ImportError:  # pragma: no cover - a dependency
+        SQLAlchemyError = ()  # type: ignore[assignment,misc]
+    if isinstance(exc, SQLAlchemyError):
+        from .store import describe_database_error
+
+        return describe_database_error(exc, _database_url())
+    if isinstance(exc, UnicodeError):
+        return f"text that is not valid UTF-8 ({type(exc).__name__}: {getattr(exc, 'reason', exc)})", 2
+    return f"internal error: {type(exc).__name__}: {exc} (run with -vv to log the traceback)", 1
+
+
 class Context:
+    current: Context | None = None  #: the command's context, for error messages after it ended
+
     def __init__(self, config_path: str | None, verbose: int) -> None:
+        Context.current = self
         self.config_path = config_path
         self.verbose = verbose
         self._config: Config | None = None
@@ -677,7 +713,31 @@ def digest_preview(ctx: Context, name: str | None, since: Any, out: Path) -> Non
 
 
 def main() -> None:
-    cli(prog_name="tracker")
+    """Run the command; every error reaches the user as one line on stderr (exit 2 for bad
+    input, 1 otherwise), never as a traceback."""
+    import logging
+
+    for i, arg in enumerate(sys.argv[1:], start=1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = arg.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
+            _fail(f"argument {i} is not valid UTF-8: {shown!r}", 2)
+    try:
+        code = cli.main(prog_name="tracker", standalone_mode=False)
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BaseException as exc:
+        logging.getLogger("tracker").debug("command failed", exc_info=exc)
+        message, status = _one_line(exc)
+        message = redact_text(" ".join(message.split()))
+        try:
+            _fail(message, status)
+        except UnicodeEncodeError:
+            _fail(message.encode("utf-8", "replace").decode("ascii", "replace"), status)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

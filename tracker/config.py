@@ -8,6 +8,7 @@ may come from the environment (``password_env``); they are resolved here, and on
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -337,6 +338,67 @@ _FIELD_TYPES: dict[str, Any] = {
 }
 
 
+#: what a number may be, beyond its type: (lowest, highest, whether the lowest itself is allowed).
+#: A value of the right type outside its range ("connect_timeout = 0", "metrics_port = 70000")
+#: is refused at load time with the file and the key, instead of failing later in the cycle.
+_RANGES: dict[str, tuple[float, float, bool]] = {
+    "fetch.connect_timeout": (0, 3600, False),
+    "fetch.read_timeout": (0, 3600, False),
+    "fetch.total_timeout": (0, 86400, False),
+    "fetch.max_bytes": (1024, 2**40, True),
+    "fetch.max_redirects": (0, 50, True),
+    "fetch.concurrency": (1, 1024, True),
+    "fetch.per_host_concurrency": (1, 1024, True),
+    "fetch.per_host_per_minute": (0, 100_000, True),
+    "fetch.extract_workers": (0, 256, True),
+    "fetch.extract_timeout": (0, 86400, True),
+    "fetch.extract_memory_mb": (0, 2**20, True),
+    "poll.interval_minutes": (0, 525_600, False),
+    "poll.min_interval_minutes": (0, 525_600, False),
+    "poll.max_interval_minutes": (0, 525_600, False),
+    "poll.entries_per_poll": (0, 100_000, False),
+    "poll.max_backoff_hours": (0, 8760, False),
+    "poll.park_after_days": (0, 3650, False),
+    "poll.parked_interval_hours": (0, 8760, False),
+    "poll.max_entries_per_feed": (1, 1_000_000, True),
+    "poll.min_text_chars": (0, 1_000_000, True),
+    "service.metrics_port": (0, 65535, True),
+    "service.stop_timeout": (0, 86400, True),
+    "service.lease_minutes": (0, 10_080, False),
+    "service.claim_batch": (1, 1_000_000, True),
+    "maintenance.keep_raw_html_days": (0, 36_500, True),
+    "maintenance.keep_fetch_log_days": (0, 36_500, True),
+    "maintenance.backups": (0, 10_000, True),
+    "smtp.port": (1, 65535, True),
+    "smtp.timeout": (0, 3600, False),
+    "smtp.attempts": (1, 100, True),
+    "smtp.backoff": (0, 3600, True),
+    "digests.min_score": (0, 1_000_000, True),
+    "digests.max_stories": (1, 10_000, True),
+}
+
+
+def _check_range(value: float, name: str, where: str, key: str) -> None:
+    """Refuse a number of the right type that the key cannot take (see ``_RANGES``)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"expected a finite number, got {value!r}", path=where, key=key)
+    bounds = _RANGES.get(name)
+    if bounds is None:
+        if value < 0:
+            raise ConfigError("must not be negative", path=where, key=key)
+        return
+    low, high, low_ok = bounds
+    if value < low or (value == low and not low_ok) or value > high:
+        lowest = f"at least {_number(low)}" if low_ok else f"above {_number(low)}"
+        raise ConfigError(
+            f"{value!r} is out of range: expected {lowest} and at most {_number(high)}", path=where, key=key
+        )
+
+
+def _number(x: float) -> str:
+    return f"{int(x):,}" if x == int(x) else f"{x:g}"
+
+
 def _section(data: Mapping[str, Any], key: str, cls: Any, where: str) -> Any:
     table = _table(data, key, where)
     known = {f.name for f in fields(cls)}
@@ -348,8 +410,8 @@ def _section(data: Mapping[str, Any], key: str, cls: Any, where: str) -> Any:
             value = _typed(table, f.name, typ, where, key + ".")
             if typ is list:
                 value = tuple(_str_list(table, f.name, where, key + "."))
-            elif isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
-                raise ConfigError("must not be negative", path=where, key=f"{key}.{f.name}")
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                _check_range(value, f"{key}.{f.name}", where, f"{key}.{f.name}")
             values[f.name] = value
     return cls(**values)
 
@@ -392,12 +454,18 @@ def _digests(data: Mapping[str, Any], where: str) -> tuple[DigestConfig, ...]:
                 rules=rules,
                 at=at,
                 timezone=tz,
-                min_score=float(_typed(table, "min_score", (int, float), where, prefix, 0.0)),
-                max_stories=int(_typed(table, "max_stories", int, where, prefix, 10)),
+                min_score=float(_ranged(table, "min_score", (int, float), where, prefix, 0.0)),
+                max_stories=int(_ranged(table, "max_stories", int, where, prefix, 10)),
                 send_empty=bool(_typed(table, "send_empty", bool, where, prefix, False)),
             )
         )
     return tuple(out)
+
+
+def _ranged(table: Mapping[str, Any], key: str, typ: Any, where: str, prefix: str, default: Any) -> Any:
+    value = _typed(table, key, typ, where, prefix, default)
+    _check_range(value, prefix.split("[")[0] + "." + key, where, prefix + key)
+    return value
 
 
 def _valid_time(at: str) -> bool:

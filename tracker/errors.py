@@ -104,6 +104,17 @@ class SchemaVersionError(StorageError):
     pass
 
 
+class CorruptDatabase(StorageError):
+    """A SQLite file (the store or a backup) fails ``PRAGMA quick_check`` or cannot be read as
+    a database at all. ``problems``: what the check reported (SQLite's message, when it could
+    not even open the file)."""
+
+    def __init__(self, message: str, *, path: str | None = None, problems: list[str] | tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.path = path  #: the file that failed
+        self.problems = tuple(problems)
+
+
 class MailError(TrackerError):
     """The message could not be handed to the SMTP server."""
 
@@ -115,3 +126,25 @@ class MailError(TrackerError):
 
 class AlreadyRunning(TrackerError):
     """Another `tracker run` holds the SQLite database."""
+
+
+def describe_os_error(exc: OSError) -> tuple[str, int]:
+    """One line for a file the user named that cannot be read or written, and the exit code
+    (2: the path is wrong, 1: anything else)."""
+    import errno
+
+    where = str(exc.filename) if exc.filename is not None else ""
+    what = exc.strerror or type(exc).__name__
+    if exc.errno == errno.EEXIST:
+        what = "cannot make a directory here: a file of that name is in the way"
+    bad_path = exc.errno in (
+        errno.ENOENT,
+        errno.ENOTDIR,
+        errno.EISDIR,
+        errno.EACCES,
+        errno.EPERM,
+        errno.EROFS,
+        errno.EEXIST,
+        errno.ENAMETOOLONG,
+    )
+    return (f"{where}: {what}" if where else what), 2 if bad_path else 1

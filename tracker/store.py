@@ -68,6 +68,32 @@ def make_engine(url: str, *, busy_timeout: float = 30.0) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+def describe_database_error(exc: BaseException, url: str | None) -> tuple[str, int]:
+    """One line for a database that cannot be used, naming which (never its password), and
+    the exit code: 2 when the configured thing is not a database at all, else 1."""
+    orig = getattr(exc, "orig", None) or exc
+    detail = " ".join(str(orig).split()) or type(orig).__name__
+    where = "the database"
+    backend = ""
+    if url:
+        parsed = make_url(url)
+        backend = parsed.get_backend_name()
+        if backend == "sqlite":
+            where = f"SQLite database {parsed.database}"
+        else:
+            where = f"{backend} database at {parsed.host or 'localhost'}:{parsed.port or 'default port'}"
+            if parsed.database:
+                where += f"/{parsed.database}"
+    lowered = detail.lower()
+    if "file is not a database" in lowered:
+        return f"{where}: not an SQLite database (file is not a database); check [database] url", 2
+    if "malformed" in lowered or "corrupt" in lowered:
+        return f"{where}: the file is corrupt ({detail[:200]}); restore a backup (tracker restore)", 1
+    if backend and backend != "sqlite" and ("connect" in lowered or "refused" in lowered or "timeout" in lowered):
+        return f"cannot connect to {where}: {detail[:200]}", 1
+    return f"{where}: {type(orig).__name__}: {detail[:300]}", 1
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any, *, busy_ms: int = 30000) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
