@@ -93,7 +93,8 @@ def test_an_unreachable_postgresql_names_host_and_port_but_not_the_password(tmp_
     ],
 )
 def test_an_out_path_that_cannot_be_written(tmp_path: Path, command: list[str]) -> None:
-    cfg = config(tmp_path, '[database]\nurl = "sqlite:///t.sqlite"\n\n[[digests]]\nname = "d"\nto = ["a@example.com"]\n')
+    digest = '[[digests]]\nname = "d"\nto = ["a@example.com"]\n'
+    cfg = config(tmp_path, '[database]\nurl = "sqlite:///t.sqlite"\n\n' + digest)
     assert run(tmp_path, "--config", str(cfg), "init").returncode == 0
     (tmp_path / "afile").write_text("in the way\n", encoding="utf-8")
     one_line(run(tmp_path, "--config", str(cfg), *command), 2, command[-1].split("/")[0])
