@@ -96,8 +96,8 @@ def build_article(job: ExtractJob) -> Article:
     entry = job.entry
     text, source = _choose_text(page, entry, job.min_text_chars)
     base = job.final_url or job.url
-    canonical = _believed_canonical(page.canonical_url, job) if page else None
-    url = canonical or (canonicalize(base) if _web_url(base) else base)
+    canonical = _fits(_believed_canonical(page.canonical_url, job) if page else None)
+    url = canonical or _fits(canonicalize(base) if _web_url(base) else base) or job.url
     title = (entry.title if entry and entry.title else None) or (page.title if page else None) or ""
     # Stored text is plain text, whatever path it came by: no control characters (nor
     # terminal escape sequences) reach the store, the terminal or the digest.
@@ -106,13 +106,19 @@ def build_article(job: ExtractJob) -> Article:
         title=normalize_space(title).replace("\n", " "),
         text=normalize_space(text),
         text_source=source,
-        author=(entry.author if entry and entry.author else None) or (page.author if page else None),
+        author=((entry.author if entry and entry.author else None) or (page.author if page else None) or "")[:500]
+        or None,
         published=(entry.published if entry and entry.published else None) or (page.date if page else None),
-        site_name=page.site_name if page else None,
-        language=page.language if page else None,
-        final_url=job.final_url,
+        site_name=(page.site_name or "")[:500] or None if page else None,
+        language=(page.language or "")[:16] or None if page else None,
+        final_url=_fits(job.final_url),
         canonical_url=canonical,
     )
+
+
+def _fits(url: str | None) -> str | None:
+    """``url`` when the store can hold it (2048 characters), else None."""
+    return url if url is None or len(url) <= 2048 else None
 
 
 def _choose_text(page: Page | None, entry: FeedEntry | None, min_chars: int) -> tuple[str, TextSource]:

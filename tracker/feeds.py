@@ -14,6 +14,7 @@ feed is used. ``parse_feed`` itself raises only ParseError.
 from __future__ import annotations
 
 import calendar
+import hashlib
 import logging
 import re
 from collections.abc import Mapping
@@ -24,13 +25,17 @@ from urllib.parse import urlsplit
 import feedparser
 
 from .errors import ParseError
-from .text import html_to_text
+from .text import html_to_text, plain
 from .types import FeedEntry, ParsedFeed
 from .urls import canonicalize
 
 #: publication dates outside this range are treated as unknown (a wrong clock, or a hostile value)
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+#: the longest link, GUID and author kept from an entry (the store's columns hold 2048, 2048, 512)
+MAX_LINK = 2000
+MAX_GUID = 1000
+MAX_AUTHOR = 500
 _TTL = re.compile(r"[0-9]{1,6}")  # ASCII digits only: "²".isdigit() is true
 
 logger = logging.getLogger(__name__)
@@ -108,7 +113,7 @@ def _bozo_reason(parsed: Any) -> str | None:
 
 def _entry(raw: Mapping[str, Any]) -> FeedEntry | None:
     link = _link(raw)
-    guid = (raw.get("id") or "").strip() or None
+    guid = _guid(raw.get("id"))
     title = html_to_text(raw.get("title") or "")
     summary = html_to_text(raw.get("summary") or "")
     content = _content(raw)
@@ -116,7 +121,7 @@ def _entry(raw: Mapping[str, Any]) -> FeedEntry | None:
         content = ""
     if not (link or guid) or not (title or summary or content):
         return None
-    author = (raw.get("author") or "").strip() or None
+    author = html_to_text(str(raw.get("author") or ""))[:MAX_AUTHOR] or None
     return FeedEntry(
         link=link,
         guid=guid,
@@ -141,9 +146,19 @@ def _link(raw: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _guid(value: object) -> str | None:
+    """The entry's GUID; one longer than MAX_GUID is replaced by its hash (it is an identity,
+    compared, never shown)."""
+    guid = plain(str(value or "")).strip()
+    if len(guid) > MAX_GUID:
+        return "sha256:" + hashlib.sha256(guid.encode("utf-8", "surrogatepass")).hexdigest()
+    return guid or None
+
+
 def _usable_link(link: str) -> bool:
-    """An http(s) URL with a host that canonicalizes (no port 99999, no ``:abc``)."""
-    if not link.startswith(("http://", "https://")):
+    """An http(s) URL of at most MAX_LINK characters with a host that canonicalizes (no
+    port 99999, no ``:abc``)."""
+    if not link.startswith(("http://", "https://")) or len(link) > MAX_LINK:
         return False
     try:
         canonicalize(link)

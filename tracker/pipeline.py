@@ -361,7 +361,7 @@ class Cycle:
             else:
                 self._fault(work, exc)
             return
-        work.title, work.bozo, work.ttl = parsed.title, parsed.bozo_reason, parsed.ttl
+        work.title, work.bozo, work.ttl = (parsed.title or "")[:1000] or None, parsed.bozo_reason, parsed.ttl
         work.faults.extend(f"entry conversion: {why}" for why in parsed.faults)
         entries = parsed.entries[: self.poll.max_entries_per_feed]
         work.entries = len(entries)
