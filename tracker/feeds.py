@@ -58,7 +58,9 @@ def parse_feed(
     if not body.strip():
         raise ParseError(f"{url}: empty document")
     try:
-        parsed = feedparser.parse(body, response_headers=response_headers, sanitize_html=True)
+        parsed = feedparser.parse(
+            body, response_headers=response_headers, sanitize_html=False, resolve_relative_uris=False
+        )
     except Exception as exc:
         raise ParseError(f"{url}: feedparser failed: {type(exc).__name__}: {exc}") from exc
     bozo = _bozo_reason(parsed)

@@ -83,6 +83,7 @@ def html_to_text(fragment: str) -> str:
         root = lxml.html.fragment_fromstring(fragment, create_parent="div")
         for bad in root.xpath("//script|//style|//noscript"):
             bad.drop_tree()
+        etree.strip_tags(root, etree.Comment, etree.ProcessingInstruction)  # their text is not text; their tails are
     except (etree.ParserError, ValueError):  # e.g. "&#1;" decodes to a character lxml then refuses
         return tags_dropped()
     parts: list[str] = []
@@ -91,7 +92,7 @@ def html_to_text(fragment: str) -> str:
         if event == "start":
             if tag in _BLOCK_TAGS:
                 parts.append("\n\n" if tag != "br" else "\n")
-            if el.text and tag not in ("script", "style"):
+            if el.text and tag and tag not in ("script", "style"):  # no comment or PI is text
                 parts.append(el.text)
         else:
             if tag in _BLOCK_TAGS:
