@@ -277,8 +277,8 @@ def _sendable(value: str | None) -> str | None:
 
 class _Window:
     """At most ``per_minute`` request starts in any 60 seconds: ``reserve`` books the next
-    start and returns how long to wait for it (a sliding window, so a short burst of up to
-    ``per_minute`` requests goes at once and a long run is spread evenly)."""
+    start and returns how long to wait for it (a sliding window: up to ``per_minute``
+    requests go at once, and a longer run goes on in bursts of that size a minute apart)."""
 
     def __init__(self, per_minute: int) -> None:
         self.starts: deque[float] = deque(maxlen=per_minute)
