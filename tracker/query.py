@@ -18,15 +18,24 @@ other punctuation separate words, so ``joint venture`` also matches "joint-ventu
 ``@ford`` is an entity of the catalogue (or a group: every member), ``@ford+`` adds the
 entities related to it (its executives); ``$deal`` is a term list of the rule file
 (``[terms] deal = [...]``), any one of its terms. Every syntax error carries a line and column.
+
+Limits (rules/README.md, "Limits"): a query is at most ``MAX_QUERY_CHARS`` characters, its
+operators nest at most ``MAX_DEPTH`` deep, ``NEAR/n`` and ``atleast(n, ...)`` take n up to
+``MAX_NEAR`` and ``MAX_ATLEAST``, and every ``*`` follows at least ``MIN_WILDCARD_PREFIX``
+letters or digits. ``measure`` checks depth and size (``MAX_TERMS``) after term lists are
+expanded, without expanding them. A query beyond a limit raises QueryLimitError (a
+QuerySyntaxError) at the offending spot; nothing here recurses deeper than ``MAX_DEPTH``.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 GRAMMAR = r"""
@@ -68,6 +77,21 @@ COMMENT: /#[^\n]*/
 %ignore COMMENT
 """
 
+#: Characters in one query (or one entry of a term list).
+MAX_QUERY_CHARS = 50_000
+#: Operators nested in one another (AND, OR, NOT, each NEAR/n, title:/text:, sentence(), paragraph(),
+#: atleast(), and the OR that a term list stands for), after term lists are expanded.
+MAX_DEPTH = 32
+#: Terms of one rule after term lists are expanded: words and phrases, and for an entity or group
+#: every name, exclusion and context term of the entities it stands for (counted by the caller).
+MAX_TERMS = 5_000
+#: Largest n of NEAR/n (words between the two sides).
+MAX_NEAR = 1_000
+#: Largest n of atleast(n, ...).
+MAX_ATLEAST = 1_000
+#: Letters or digits that must stand right before every ``*``.
+MIN_WILDCARD_PREFIX = 2
+
 # Readable names for what the parser expected.
 _EXPECTED = {
     "_OR": "OR",
@@ -99,6 +123,18 @@ class QuerySyntaxError(ValueError):
         self.column = column
         self.expected = expected
         super().__init__(message)
+
+
+class QueryLimitError(QuerySyntaxError):
+    """A query beyond one of the documented limits (rules/README.md, "Limits")."""
+
+
+@dataclass(frozen=True, slots=True)
+class Size:
+    """How deep the operators of a (sub)query nest and how many terms it has, lists expanded."""
+
+    depth: int
+    terms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +216,7 @@ def _pos(item: Any) -> tuple[int, int]:
 class _Build(Transformer[Token, Node]):
     @v_args(inline=True)
     def word(self, tok: Token) -> Node:
-        _check_wildcards(str(tok), tok)
+        _check_wildcards(str(tok), *_pos(tok))
         return Term(*_pos(tok), text=str(tok))
 
     @v_args(inline=True)
@@ -188,12 +224,12 @@ class _Build(Transformer[Token, Node]):
         text = str(tok)[1:-1].strip()
         if not text:
             raise QuerySyntaxError("empty phrase", *_pos(tok), expected='"some words"')
-        _check_wildcards(text, tok)
+        _check_wildcards(text, *_pos(tok))
         return Term(*_pos(tok), text=text)
 
     @v_args(inline=True)
     def case_word(self, case: Token, tok: Token) -> Node:
-        _check_wildcards(str(tok), tok)
+        _check_wildcards(str(tok), *_pos(tok))
         return Term(*_pos(case), text=str(tok), case_sensitive=True)
 
     @v_args(inline=True)
@@ -201,7 +237,7 @@ class _Build(Transformer[Token, Node]):
         text = str(tok)[1:-1].strip()
         if not text:
             raise QuerySyntaxError("empty phrase", *_pos(tok), expected='"Some Words"')
-        _check_wildcards(text, tok)
+        _check_wildcards(text, *_pos(tok))
         return Term(*_pos(case), text=text, case_sensitive=True)
 
     @v_args(inline=True)
@@ -235,7 +271,8 @@ class _Build(Transformer[Token, Node]):
                         *_pos(side),
                         expected="a term or (term OR term)",
                     )
-            node = Near(*_pos(op), left=node, right=right, distance=int(str(op).split("/")[1]))
+            distance = _bounded_int(str(op).split("/")[1], MAX_NEAR, op, "NEAR distance", f"NEAR/n with n ≤ {MAX_NEAR}")
+            node = Near(*_pos(op), left=node, right=right, distance=distance)
         return node
 
     @v_args(inline=True)
@@ -248,9 +285,20 @@ class _Build(Transformer[Token, Node]):
 
     @v_args(inline=True)
     def atleast(self, count: Token, child: Node) -> Node:
-        if int(count) < 1:
+        n = _bounded_int(str(count), MAX_ATLEAST, count, "atleast count", f"atleast(n, ...) with n ≤ {MAX_ATLEAST}")
+        if n < 1:
             raise QuerySyntaxError("atleast needs a count of 1 or more", *_pos(count), expected="a number ≥ 1")
-        return AtLeast(*_pos(count), count=int(count), child=child)
+        return AtLeast(*_pos(count), count=n, child=child)
+
+
+def _bounded_int(digits: str, limit: int, tok: Token, what: str, expected: str) -> int:
+    """``digits`` as a number, or QueryLimitError when it is above ``limit`` (checked before converting:
+    Python refuses to convert more than 4,300 digits)."""
+    digits = digits.lstrip("0") or "0"
+    if len(digits) > len(str(limit)) or int(digits) > limit:
+        shown = digits if len(digits) <= 12 else f"a {len(digits)}-digit number"
+        raise QueryLimitError(f"{what} {shown} is above the limit of {limit:,}", *_pos(tok), expected=expected)
+    return int(digits)
 
 
 def _has_positions(node: Node) -> bool:
@@ -266,32 +314,163 @@ def _has_positions(node: Node) -> bool:
     return False
 
 
-def _check_wildcards(text: str, tok: Token) -> None:
+_LAST_RUN = re.compile(r"[^\W_]*$")  #: the letters and digits that end a string (a word of textindex)
+
+
+def _check_wildcards(text: str, line: int, column: int) -> None:
     for word in text.split():
-        if "*" in word.rstrip("*") or word.strip("*") == "":
+        if "*" in word.rstrip("*") and word.strip("*"):
             raise QuerySyntaxError(
-                f"wildcard inside {word!r}", *_pos(tok), expected="'*' only at the end of a word, e.g. partner*"
+                f"wildcard inside {word!r}", line, column, expected="'*' only at the end of a word, e.g. partner*"
             )
+        if word.endswith("*"):
+            stem = word.rstrip("*")
+            found = _LAST_RUN.search(stem)
+            if found is None or len(found.group()) < MIN_WILDCARD_PREFIX:
+                raise QueryLimitError(
+                    f"wildcard {word!r} matches too many words",
+                    line,
+                    column,
+                    expected=f"at least {MIN_WILDCARD_PREFIX} letters or digits before a '*' at the end of a word,"
+                    " e.g. partner*",
+                )
 
 
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
-    return Lark(GRAMMAR, parser="lalr", lexer="basic", maybe_placeholders=False)
+    # LALR parses with a stack of its own, not by recursion; positions let _check_depth point at an operator.
+    return Lark(GRAMMAR, parser="lalr", lexer="basic", maybe_placeholders=False, propagate_positions=True)
+
+
+def parse_phrase(text: str, case_sensitive: bool = False) -> Node:
+    """``text`` as the phrase ``"text"`` (``case:"text"``) of a query: what ``parse_query`` makes of it,
+    without the parser when nothing in it needs one (term lists and context terms hold thousands)."""
+    if '"' in text or "\n" in text or not text.strip() or len(text) > MAX_QUERY_CHARS - 7:
+        return parse_query(('case:"' if case_sensitive else '"') + text + '"')
+    stripped = text.strip()
+    column = 6 if case_sensitive else 1  # a Term stands where case: or the phrase starts; the phrase's column
+    _check_wildcards(stripped, 1, column)
+    return Term(1, 1, text=stripped, case_sensitive=case_sensitive)
 
 
 def parse_query(text: str) -> Node:
-    """Parse a query; raise QuerySyntaxError with the line, column and what was expected."""
+    """Parse a query; raise QuerySyntaxError with the line, column and what was expected
+    (QueryLimitError when it is beyond a limit)."""
     if not text.strip():
         raise QuerySyntaxError("empty query", 1, 1, expected="a term")
+    if len(text) > MAX_QUERY_CHARS:
+        line = text.count("\n", 0, MAX_QUERY_CHARS) + 1
+        column = MAX_QUERY_CHARS - (text.rfind("\n", 0, MAX_QUERY_CHARS) + 1) + 1
+        raise QueryLimitError(
+            f"the query is {len(text):,} characters long, more than the limit of {MAX_QUERY_CHARS:,}",
+            line,
+            column,
+            expected="a shorter query: move long alternatives into [terms] lists",
+        )
     try:
         tree = _parser().parse(text)
+        _check_depth(tree)  # before the (recursive) transformation
         return _Build().transform(tree)
     except VisitError as exc:
         if isinstance(exc.orig_exc, QuerySyntaxError):
             raise exc.orig_exc from None
+        if isinstance(exc.orig_exc, RecursionError):
+            raise _too_deep(1, 1) from None
         raise
     except UnexpectedInput as exc:
         raise _syntax_error(exc, text) from None
+    except RecursionError:  # a last resort: _check_depth should have stopped it
+        raise _too_deep(1, 1) from None
+
+
+_OPERATORS = frozenset({"or_expr", "and_expr", "not_", "field", "scope", "atleast"})
+
+
+def _too_deep(line: int, column: int) -> QueryLimitError:
+    return QueryLimitError(
+        f"operators nested more than {MAX_DEPTH} deep",
+        line,
+        column,
+        expected=f"at most {MAX_DEPTH} nested operators and term lists",
+    )
+
+
+def _check_depth(tree: Tree[Token]) -> None:
+    """QueryLimitError at the first operator nested more than MAX_DEPTH deep (iteratively: no recursion).
+
+    Parentheses that group a single operand add nothing; ``a NEAR/1 b NEAR/1 c`` is two NEARs,
+    one inside the other.
+    """
+    stack: list[tuple[Tree[Token] | Token, int]] = [(tree, 0)]  #: (node, operators above it)
+    while stack:
+        node, above = stack.pop()
+        if not isinstance(node, Tree):
+            continue
+        if node.data == "near_expr":
+            # NEAR number i (1-based, left to right) stands at depth above + k - i + 1.
+            k = (len(node.children) - 1) // 2
+            if above + k > MAX_DEPTH:
+                raise _too_deep(*_pos(node.children[2 * (above + k - MAX_DEPTH) - 1]))
+            stack.append((node.children[0], above + k))
+            stack.extend((node.children[2 * j], above + k - j + 1) for j in range(1, k + 1))
+        elif node.data in _OPERATORS:
+            if above >= MAX_DEPTH:
+                raise _too_deep(node.meta.line, node.meta.column)
+            stack.extend((child, above + 1) for child in node.children)
+
+
+def measure(
+    node: Node,
+    lists: Mapping[str, Size] | None = None,
+    entity_terms: Callable[[EntityRef], int] | None = None,
+    *,
+    above: int = 0,
+    max_depth: int = MAX_DEPTH,
+    max_terms: int = MAX_TERMS,
+) -> Size:
+    """Depth and terms of ``node`` with every ``$list`` expanded (``lists``: their sizes), counted without
+    expanding anything; ``entity_terms`` counts the terms an entity stands for (default 1). ``above``:
+    operators already around ``node`` (1 for an entry of a term list: the list's OR), included in the depth.
+
+    QueryLimitError at the first node (in reading order) where the depth passes ``max_depth`` or the
+    running count of terms passes ``max_terms``.
+    """
+    lists = lists or {}
+    total, deepest = 0, above
+    stack: list[tuple[Node, int]] = [(node, above)]  #: (node, operators around it); iterative: no recursion
+    while stack:
+        n, around = stack.pop()
+        if isinstance(n, ListRef):
+            size = lists[n.name]
+            level, terms = around + size.depth, size.terms
+            if level > max_depth:
+                raise QueryLimitError(
+                    f"${n.name} nests {size.depth} operators deep inside {around} others:"
+                    f" more than {max_depth} nested operators",
+                    n.line,
+                    n.column,
+                    expected=f"at most {max_depth} nested operators and term lists",
+                )
+        elif isinstance(n, EntityRef):
+            level, terms = around, max(1, entity_terms(n)) if entity_terms else 1
+        elif isinstance(n, Term):
+            level, terms = around, 1
+        else:
+            level, terms = around + 1, 0
+            if level > max_depth:
+                raise _too_deep(n.line, n.column)
+            stack.extend((child, level) for child in reversed(children(n)))
+        total += terms
+        if total > max_terms:
+            raise QueryLimitError(
+                f"more than {max_terms:,} terms with term lists and entities expanded"
+                + (f" (${n.name} alone stands for {terms:,})" if isinstance(n, ListRef) else ""),
+                n.line,
+                n.column,
+                expected=f"at most {max_terms:,} terms in a rule",
+            )
+        deepest = max(deepest, level)
+    return Size(depth=deepest, terms=total)
 
 
 def _syntax_error(exc: UnexpectedInput, text: str) -> QuerySyntaxError:

@@ -5,6 +5,11 @@ an optional threshold, priority and owner. ``rules/entities.toml`` defines the e
 (``@ford``) and, through ``groups``, the groups (``@chinese-automakers``) that queries refer
 to. The format is documented in rules/README.md. Every problem is a RuleError naming the
 file, line and column and what was expected; ``check_rules`` collects all of them.
+
+``check_rules`` is the one gate every command goes through (``rules check`` directly, ``match``,
+``poll``, ``run`` and the rest through ``load_rules``), and it keeps the documented limits
+(rules/README.md, "Limits"): file size, number of rules and of catalogue strings, the query limits
+of tracker/query.py, and terms per rule and in all rules, counted before anything is expanded.
 """
 
 from __future__ import annotations
@@ -19,12 +24,40 @@ from pathlib import Path
 from typing import Any
 
 from .errors import RuleError
-from .query import EntityRef, ListRef, Node, Or, QuerySyntaxError, parse_query, substitute, walk
+from .query import (
+    MAX_DEPTH,
+    MAX_TERMS,
+    EntityRef,
+    ListRef,
+    Node,
+    Or,
+    QueryLimitError,
+    QuerySyntaxError,
+    Size,
+    measure,
+    parse_phrase,
+    parse_query,
+    substitute,
+    walk,
+)
 from .types import Rule
 
 ENTITY_FILE = "entities.toml"
 IDENT = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 ENTITY_TYPES = {"org", "person", "place", "group"}
+#: Bytes in one rule file or entities.toml, and in all of them together (checked before reading TOML).
+MAX_FILE_BYTES = 500_000
+MAX_TOTAL_BYTES = 2_000_000
+#: Errors that ``check_rules`` collects before it stops (each may cost a look through its file).
+MAX_ERRORS = 50
+#: Rule files in all.
+MAX_RULES = 1_000
+#: Terms of all rules together, counted as for MAX_TERMS (tracker/query.py).
+MAX_TERMS_TOTAL = 20_000
+#: Strings in the entity catalogue: names, exclude, ambiguous, context, not_context, groups, related_to.
+MAX_CATALOGUE_STRINGS = 20_000
+#: Nesting of arrays and tables reported as too deep when the TOML reader gives up (by RecursionError).
+_TOML_DEPTH = 32
 _RULE_KEYS = {"id", "title", "description", "query", "threshold", "priority", "owner", "terms"}
 _ENTITY_KEYS = {
     "type",
@@ -124,21 +157,41 @@ def load_rules(paths: Iterable[Path]) -> RuleSet:
 
 
 def check_rules(paths: Iterable[Path]) -> tuple[RuleSet, list[RuleError]]:
-    """Load what can be loaded and collect every error (for ``tracker rules check``)."""
+    """Load what can be loaded and collect every error (for ``tracker rules check``): at most
+    MAX_ERRORS of them, then a last one saying that checking stopped."""
     errors: list[RuleError] = []
     try:
         rule_paths, entity_paths = rule_files(paths)
     except RuleError as exc:
         return RuleSet(rules=()), [exc]
+    budget = _Bytes()
     entities: dict[str, Entity] = {}
     sources: dict[str, tuple[Path, str]] = {}
+    strings = 0
     for path in entity_paths:
+        if len(errors) >= MAX_ERRORS:
+            break
         try:
-            text, data = _read(path)
+            text, data = _read(path, budget)
         except RuleError as exc:
             errors.append(exc)
             continue
         for ent_id, table in data.items():
+            if len(errors) >= MAX_ERRORS:
+                break
+            strings += _count_strings(table)
+            if strings > MAX_CATALOGUE_STRINGS:
+                line = _line_of(text, f"[{ent_id}]")
+                errors.append(
+                    _limit_error(
+                        f"the entity catalogue holds more than {MAX_CATALOGUE_STRINGS:,} names and terms",
+                        str(path),
+                        line,
+                        _first_column(text, line),
+                        f"at most {MAX_CATALOGUE_STRINGS:,} strings in all entities",
+                    )
+                )
+                break
             try:
                 ent = _entity(ent_id, table, path, text)
             except RuleError as exc:
@@ -150,34 +203,129 @@ def check_rules(paths: Iterable[Path]) -> tuple[RuleSet, list[RuleError]]:
                 )
             entities[ent.id] = ent
             sources[ent.id] = (path, text)
-    errors.extend(_check_relations(entities, sources))
+    errors.extend(_check_relations(entities, sources, MAX_ERRORS - len(errors)))
     catalogue = RuleSet(rules=(), entities=entities)
     rules: list[Rule] = []
     queries: dict[str, Node] = {}
     seen: dict[str, Path] = {}
+    weigh = _EntityTerms(catalogue)
+    total = 0
+    if len(rule_paths) > MAX_RULES:
+        errors.append(
+            _limit_error(
+                f"more than {MAX_RULES:,} rule files ({len(rule_paths):,})",
+                str(rule_paths[MAX_RULES]),
+                1,
+                1,
+                f"at most {MAX_RULES:,} rules",
+            )
+        )
+        rule_paths = rule_paths[:MAX_RULES]
     for path in rule_paths:
+        if len(errors) >= MAX_ERRORS:
+            break
         try:
-            text, data = _read(path)
-            rule, query = _rule(data, path, text, catalogue)
+            text, data = _read(path, budget)
+            rule, query, terms = _rule(data, path, text, catalogue, weigh)
             if rule.id in seen:
                 raise RuleError(
                     f"rule id {rule.id!r} is also used by {seen[rule.id]}", path=str(path), line=_line_of(text, "id")
                 )
+            if total + terms > MAX_TERMS_TOTAL:
+                raise _limit_error(
+                    f"this rule's {terms:,} terms bring all rules to more than {MAX_TERMS_TOTAL:,} terms",
+                    str(path),
+                    rule.query_line,
+                    rule.query_column,
+                    f"at most {MAX_TERMS_TOTAL:,} terms in all rules",
+                )
+            total += terms
             seen[rule.id] = path
             rules.append(rule)
             queries[rule.id] = query
         except RuleError as exc:
             errors.append(exc)
+    if len(errors) >= MAX_ERRORS:
+        errors = errors[:MAX_ERRORS]
+        errors.append(RuleError(f"stopped after {MAX_ERRORS} errors: correct these and check again"))
     return RuleSet(rules=tuple(rules), entities=entities, queries=queries), errors
 
 
-def _read(path: Path) -> tuple[str, dict[str, Any]]:
+class _Bytes:
+    """What is left of MAX_TOTAL_BYTES for the files still to read."""
+
+    def __init__(self) -> None:
+        self.left = MAX_TOTAL_BYTES
+
+
+class _EntityTerms:
+    """What an ``@ref`` costs, as terms: the names, exclusions and context terms of the entities it
+    stands for (each ref resolved once: resolving walks the whole catalogue)."""
+
+    def __init__(self, catalogue: RuleSet) -> None:
+        self.catalogue = catalogue
+        self._cache: dict[tuple[str, bool], int] = {}
+
+    def __call__(self, ref: EntityRef) -> int:
+        key = (ref.name, ref.related)
+        found = self._cache.get(key)
+        if found is None:
+            found = self._cache[key] = sum(
+                len(e.names) + len(e.exclude) + len(e.context) + len(e.not_context)
+                for e in self.catalogue.resolve(ref.name, ref.related)
+            )
+        return found
+
+
+def _count_strings(table: Any) -> int:
+    """Strings in the list values of an entity table (what MAX_CATALOGUE_STRINGS counts)."""
+    if not isinstance(table, dict):
+        return 0
+    return sum(len(v) for v in table.values() if isinstance(v, list))
+
+
+def _limit_error(message: str, path: str, line: int | None, column: int | None, expected: str) -> RuleError:
+    """A RuleError for a limit of rules/README.md: one line, without the source line (which may be huge)."""
+    return RuleError(message, path=path, line=line or 1, column=column or 1, expected=expected)
+
+
+def _first_column(text: str, line: int | None) -> int:
+    """Column of the first non-blank character of ``line`` (1 when there is none)."""
+    source = _source_line(text, line) or ""
+    return len(source) - len(source.lstrip()) + 1
+
+
+def _read(path: Path, budget: _Bytes | None = None) -> tuple[str, dict[str, Any]]:
+    room = MAX_FILE_BYTES if budget is None else min(MAX_FILE_BYTES, budget.left)
     try:
-        text = path.read_bytes().decode("utf-8")
+        with path.open("rb") as fh:
+            raw = fh.read(room + 1)
+    except OSError as exc:
+        raise RuleError(f"cannot read the file: {exc.strerror or exc}", path=str(path)) from None
+    if len(raw) > room:
+        if room < MAX_FILE_BYTES:
+            message = f"this file brings the rule files to more than {MAX_TOTAL_BYTES:,} bytes"
+            expected = f"at most {MAX_TOTAL_BYTES:,} bytes in all rule files and entities.toml"
+        else:
+            message, expected = f"file is larger than {MAX_FILE_BYTES:,} bytes", f"at most {MAX_FILE_BYTES:,} bytes"
+        raise _limit_error(message, str(path), 1, 1, expected)
+    if budget is not None:
+        budget.left -= len(raw)
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise RuleError("file is not UTF-8", path=str(path)) from None
     try:
         return text, tomllib.loads(text)
+    except RecursionError:  # tomllib reads nested arrays and tables by recursion
+        deep_line, deep_col = _deep_bracket(text)
+        raise _limit_error(
+            "not valid TOML here: arrays or tables nested too deeply to read",
+            str(path),
+            deep_line,
+            deep_col,
+            f"at most {_TOML_DEPTH} nested arrays and tables",
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         msg = str(exc)
         m = re.search(r"at line (\d+), column (\d+)", msg)
@@ -190,6 +338,38 @@ def _read(path: Path) -> tuple[str, dict[str, Any]]:
             source_line=_source_line(text, line),
             expected="key = value",
         ) from None
+
+
+def _deep_bracket(text: str) -> tuple[int, int]:
+    """Line and column of the first ``[`` or ``{`` nested more than _TOML_DEPTH deep, outside strings and
+    comments (1, 1 when there is none)."""
+    depth, i, n = 0, 0, len(text)
+    while i < n:
+        c = text[i]
+        if c in "\"'":
+            quote = text[i : i + 3] if text[i : i + 3] in ('"""', "'''") else c
+            i += len(quote)
+            while i < n and not text.startswith(quote, i):
+                if quote[0] == '"' and text[i] == "\\":
+                    i += 1
+                elif len(quote) == 1 and text[i] == "\n":
+                    break
+                i += 1
+            i += len(quote)
+            continue
+        if c == "#":
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+            continue
+        if c in "[{":
+            depth += 1
+            if depth > _TOML_DEPTH:
+                line = text.count("\n", 0, i) + 1
+                return line, i - (text.rfind("\n", 0, i) + 1) + 1
+        elif c in "]}":
+            depth = max(0, depth - 1)
+        i += 1
+    return 1, 1
 
 
 def _line_of(text: str, needle: str) -> int | None:
@@ -227,13 +407,16 @@ def _source_line(text: str, line: int | None) -> str | None:
 
 def _entity(ent_id: str, table: Any, path: Path, text: str) -> Entity:
     where = str(path)
-    line = _line_of(text, f"[{ent_id}]")
+
+    def head() -> int | None:  # looked up only for an error: a catalogue may hold thousands of entities
+        return _line_of(text, f"[{ent_id}]")
+
     if not IDENT.match(ent_id):
         raise RuleError(
-            f"bad entity id {ent_id!r}", path=where, line=line, expected="lower-case letters, digits and '-'"
+            f"bad entity id {ent_id!r}", path=where, line=head(), expected="lower-case letters, digits and '-'"
         )
     if not isinstance(table, dict):
-        raise RuleError(f"{ent_id} is not a table", path=where, line=line, expected=f"[{ent_id}]")
+        raise RuleError(f"{ent_id} is not a table", path=where, line=head(), expected=f"[{ent_id}]")
     _reject_unknown_keys(table, _ENTITY_KEYS, where, f" in [{ent_id}]", lambda key: _line_in_table(text, ent_id, key))
     etype = table.get("type", "org")
     if etype not in ENTITY_TYPES:
@@ -248,7 +431,7 @@ def _entity(ent_id: str, table: Any, path: Path, text: str) -> Entity:
         for k in ("names", "exclude", "ambiguous", "context", "not_context", "groups", "related_to")
     }
     if not strings["names"] and etype != "group":
-        raise RuleError(f"[{ent_id}] has no names", path=where, line=line, expected='names = ["..."]')
+        raise RuleError(f"[{ent_id}] has no names", path=where, line=head(), expected='names = ["..."]')
     stray = set(strings["ambiguous"]) - set(strings["names"])
     if stray:
         raise RuleError(
@@ -273,16 +456,26 @@ def _entity(ent_id: str, table: Any, path: Path, text: str) -> Entity:
                     line=_line_in_table(text, ent_id, key),
                     expected="lower-case letters, digits and '-'",
                 )
-    for term in strings["context"] + strings["not_context"]:
-        try:
-            parse_query(_as_query_term(term))
-        except QuerySyntaxError as exc:
-            raise RuleError(
-                f"bad context term {term!r} in [{ent_id}]: {exc}",
-                path=where,
-                line=_line_in_table(text, ent_id, "context"),
-                expected=exc.expected,
-            ) from None
+    for key in ("context", "not_context"):
+        for term in strings[key]:
+            try:
+                _parse_context_term(term)
+            except QueryLimitError as exc:
+                line = _line_in_table(text, ent_id, key)
+                raise _limit_error(
+                    f"context term {term!r} in [{ent_id}]: {exc}",
+                    where,
+                    line,
+                    _first_column(text, line),
+                    exc.expected or "",
+                ) from None
+            except QuerySyntaxError as exc:
+                raise RuleError(
+                    f"bad context term {term!r} in [{ent_id}]: {exc}",
+                    path=where,
+                    line=_line_in_table(text, ent_id, "context"),
+                    expected=exc.expected,
+                ) from None
     scope = table.get("context_scope", "document")
     if scope not in ("document", "paragraph"):
         raise RuleError(
@@ -314,11 +507,11 @@ def _entity(ent_id: str, table: Any, path: Path, text: str) -> Entity:
     )
 
 
-def _as_query_term(term: str) -> str:
-    """A context term as written in entities.toml, as query syntax: ``case:EV`` or a phrase."""
+def _parse_context_term(term: str) -> Node:
+    """A context term as written in entities.toml (``case:EV`` or a phrase) as a query term."""
     if term.startswith("case:"):
-        return f'case:"{term[5:]}"'
-    return f'"{term}"'
+        return parse_phrase(term[5:], case_sensitive=True)
+    return parse_phrase(term)
 
 
 def _line_in_table(text: str, table: str, key: str) -> int | None:
@@ -347,11 +540,16 @@ def _strings(table: Mapping[str, Any], key: str, path: Path, text: str, where: s
     return tuple(v.strip() for v in value)
 
 
-def _check_relations(entities: Mapping[str, Entity], sources: Mapping[str, tuple[Path, str]]) -> list[RuleError]:
-    errors = []
+def _check_relations(
+    entities: Mapping[str, Entity], sources: Mapping[str, tuple[Path, str]], limit: int
+) -> list[RuleError]:
+    """The unknown targets of related_to: at most ``limit`` errors."""
+    errors: list[RuleError] = []
     for ent in entities.values():
         path, text = sources[ent.id]
         for target in ent.related_to:
+            if len(errors) >= limit:
+                return errors
             if target not in entities:
                 line = _line_in_table(text, ent.id, "related_to")
                 errors.append(
@@ -369,7 +567,10 @@ def _check_relations(entities: Mapping[str, Entity], sources: Mapping[str, tuple
 # -- rules ---------------------------------------------------------------------------------
 
 
-def _rule(data: Mapping[str, Any], path: Path, text: str, catalogue: RuleSet) -> tuple[Rule, Node]:
+def _rule(
+    data: Mapping[str, Any], path: Path, text: str, catalogue: RuleSet, weigh: Callable[[EntityRef], int]
+) -> tuple[Rule, Node, int]:
+    """The rule, its query with term lists substituted, and its terms (as MAX_TERMS counts them)."""
     where = str(path)
     _reject_unknown_keys(data, _RULE_KEYS, where, "", lambda key: _line_of(text, key))
     rule_id = data.get("id")
@@ -388,7 +589,8 @@ def _rule(data: Mapping[str, Any], path: Path, text: str, catalogue: RuleSet) ->
         node = parse_query(query)
     except QuerySyntaxError as exc:
         raise _located(exc, str(exc), where, text, qline, qcol, exc.line, exc.column, exc.expected) from None
-    lists = _term_lists(data, where, text, catalogue.known_refs())
+    known = catalogue.known_refs()
+    lists, sizes = _term_lists(data, where, text, known, weigh)
     for ref in (n for n in walk(node) if isinstance(n, ListRef)):
         if ref.name not in lists:
             hint = _did_you_mean(ref.name, set(lists))
@@ -403,11 +605,11 @@ def _rule(data: Mapping[str, Any], path: Path, text: str, catalogue: RuleSet) ->
                 ref.column,
                 "a list defined under [terms]",
             )
-    node = substitute(node, lists)
+    # The lists' own entities were checked with the lists; the query's are checked here, before the
+    # lists are substituted (walking the substituted tree costs as much as its expansion).
     refs = sorted(
         {(n.name, n.line, n.column) for n in walk(node) if isinstance(n, EntityRef)}, key=lambda r: (r[1], r[2])
     )
-    known = catalogue.known_refs()
     for name, line, column in refs:
         if name not in known:
             hint = _did_you_mean(name, known)
@@ -422,13 +624,19 @@ def _rule(data: Mapping[str, Any], path: Path, text: str, catalogue: RuleSet) ->
                 column,
                 "an entity or group defined in entities.toml",
             )
+    try:
+        size = measure(node, sizes, weigh)
+    except QueryLimitError as exc:
+        raise _located(exc, str(exc), where, text, qline, qcol, exc.line, exc.column, exc.expected) from None
+    node = substitute(node, lists)
     threshold = data.get("threshold", 1.0)
     if not isinstance(threshold, (int, float)) or isinstance(threshold, bool) or threshold < 0:
         raise RuleError("threshold must be a number ≥ 0", path=where, line=_line_of(text, "threshold"))
     priority = data.get("priority", 0)
     if not isinstance(priority, int) or isinstance(priority, bool):
         raise RuleError("priority must be a whole number", path=where, line=_line_of(text, "priority"))
-    used = sorted({e.id for n in walk(node) if isinstance(n, EntityRef) for e in catalogue.resolve(n.name, n.related)})
+    used_refs = {(n.name, n.related) for n in walk(node) if isinstance(n, EntityRef)}
+    used = sorted({e.id for name, related in used_refs for e in catalogue.resolve(name, related)})
     entity_json = json.dumps([asdict(catalogue.entities[e]) for e in used], sort_keys=True)
     digest = hashlib.sha256((text + "\0" + entity_json).encode()).hexdigest()[:16]
     rule = Rule(
@@ -444,13 +652,17 @@ def _rule(data: Mapping[str, Any], path: Path, text: str, catalogue: RuleSet) ->
         query_column=qcol,
         content_hash=digest,
     )
-    return rule, node
+    return rule, node, size.terms
 
 
-def _term_lists(data: Mapping[str, Any], where: str, text: str, known: set[str]) -> dict[str, Node]:
-    """``[terms] name = ["word", "a phrase", "partner*", "@entity", "(a sub-query)"]`` → name → OR node.
+def _term_lists(
+    data: Mapping[str, Any], where: str, text: str, known: set[str], weigh: Callable[[EntityRef], int]
+) -> tuple[dict[str, Node], dict[str, Size]]:
+    """``[terms] name = ["word", "a phrase", "partner*", "@entity", "(a sub-query)"]`` → name → OR node,
+    and name → its Size (depth and terms once expanded, which MAX_DEPTH and MAX_TERMS bound).
 
-    Entries are terms or, in parentheses, queries of their own, which may use other lists.
+    Entries are terms or, in parentheses, queries of their own, which may use other lists. A list
+    used twice is one shared node, never copied, so the nodes stay as many as the entries.
     """
     table = data.get("terms", {})
     if not isinstance(table, dict):
@@ -460,9 +672,11 @@ def _term_lists(data: Mapping[str, Any], where: str, text: str, known: set[str])
             line=_line_of(text, "terms"),
             expected='[terms] name = ["...", "..."]',
         )
+    key_lines = _table_key_lines(text, "terms")
     raw: dict[str, tuple[list[str], int | None]] = {}
+    count = 0
     for name, entries in table.items():
-        line = _line_in_table(text, "terms", name)
+        line = key_lines.get(name) or _line_in_table(text, "terms", name)
         if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
             raise RuleError(
                 f"bad term list name {name!r}",
@@ -477,9 +691,23 @@ def _term_lists(data: Mapping[str, Any], where: str, text: str, known: set[str])
                 line=line,
                 expected='["word", "a phrase", "@entity"]',
             )
+        count += len(entries)
+        if count > MAX_TERMS:
+            raise _limit_error(
+                f"the term lists hold more than {MAX_TERMS:,} entries (list {name!r} passes the limit)",
+                where,
+                line,
+                _first_column(text, line),
+                f"at most {MAX_TERMS:,} entries in all lists of a rule",
+            )
         raw[name] = ([e.strip() for e in entries], line)
+    defined = set(raw)
     lists: dict[str, Node] = {}
-    resolving: set[str] = set()
+    sizes: dict[str, Size] = {}
+    resolving: list[str] = []
+
+    def limit(message: str, line: int | None, expected: str) -> RuleError:
+        return _limit_error(message, where, line, _first_column(text, line), expected)
 
     def resolve(name: str) -> Node:
         if name in lists:
@@ -487,12 +715,21 @@ def _term_lists(data: Mapping[str, Any], where: str, text: str, known: set[str])
         entries, line = raw[name]
         if name in resolving:
             raise RuleError(f"term list {name!r} refers to itself", path=where, line=line)
-        resolving.add(name)
+        if len(resolving) >= MAX_DEPTH:  # every list is an OR: a longer chain nests too deep anyway
+            chain = " → ".join(["$" + n for n in resolving[:3]] + ["…", "$" + name])
+            raise limit(
+                f"term lists refer to one another more than {MAX_DEPTH} deep ({chain})",
+                line,
+                f"at most {MAX_DEPTH} nested operators and term lists",
+            )
+        resolving.append(name)
         children = []
+        depth = terms = 0
         for entry in entries:
-            source = entry if entry.startswith(("@", "case:", "(")) else f'"{entry}"'
             try:
-                node = parse_query(source)
+                node = parse_query(entry) if entry.startswith(("@", "case:", "(")) else parse_phrase(entry)
+            except QueryLimitError as exc:
+                raise limit(f"term list {name!r}: {exc}", line, exc.expected or "") from None
             except QuerySyntaxError as exc:
                 raise RuleError(
                     f"bad term {entry!r} in list {name!r}: {exc}", path=where, line=line, expected=exc.expected
@@ -508,20 +745,54 @@ def _term_lists(data: Mapping[str, Any], where: str, text: str, known: set[str])
                         expected="an entity or group defined in entities.toml",
                     )
             used = {n.name for n in walk(node) if isinstance(n, ListRef)}
-            for ref in sorted(used - set(raw)):
+            for ref in sorted(used - defined):
                 raise RuleError(
                     f"unknown term list ${ref} in list {name!r}",
                     path=where,
                     line=line,
                     expected="a list defined under [terms]",
                 )
-            children.append(substitute(node, {ref: resolve(ref) for ref in used}))
+            resolved = {ref: resolve(ref) for ref in used}
+            try:  # inside the list's OR
+                size = measure(node, sizes, weigh, above=1)
+            except QueryLimitError as exc:
+                raise limit(f"term list {name!r}: {exc}", line, exc.expected or "") from None
+            depth, terms = max(depth, size.depth), terms + size.terms
+            if terms > MAX_TERMS:
+                raise limit(
+                    f"term list {name!r} stands for more than {MAX_TERMS:,} terms once expanded",
+                    line,
+                    f"at most {MAX_TERMS:,} terms in a rule",
+                )
+            children.append(substitute(node, resolved))
+        resolving.pop()
         lists[name] = Or(line or 1, 1, tuple(children), label="$" + name)
+        sizes[name] = Size(depth=depth, terms=terms)
         return lists[name]
 
     for name in raw:
         resolve(name)
-    return lists
+    return lists, sizes
+
+
+def _table_key_lines(text: str, table: str) -> dict[str, int]:
+    """Key → line of the keys of ``[table]`` (one pass; a key that this misses is looked up the slow way)."""
+    out: dict[str, int] = {}
+    inside = False
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            header = re.fullmatch(r"\[\s*([^\[\]]+?)\s*\]\s*(#.*)?", stripped)
+            if header is not None:
+                inside = header.group(1).strip("\"'") == table
+                continue
+            if not inside:
+                continue
+        if inside:
+            m = re.match(r"([A-Za-z0-9_-]+)\s*=", stripped)
+            if m:
+                out.setdefault(m.group(1), number)
+    return out
 
 
 def _query_position(text: str, query: str) -> tuple[int, int]:
@@ -550,6 +821,8 @@ def _located(
 ) -> RuleError:
     file_line = qline + line - 1
     file_col = qcol + column - 1 if line == 1 else column
+    if isinstance(_exc, QueryLimitError):
+        return _limit_error(message, path, file_line, file_col, expected or "")
     return RuleError(
         message,
         path=path,

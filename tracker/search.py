@@ -8,10 +8,14 @@ query is read by ``websearch_to_tsquery``: words, "phrases", OR, and -exclusions
 
 Ranked by relevance (BM25, a title hit weighing most) or by date; each hit carries a
 snippet with the matched words marked.
+
+A query has at most ``MAX_SEARCH_TERMS`` terms and ``MAX_SEARCH_CHARS`` characters (rules/README.md,
+"Limits"); a longer one is refused before the database sees it, with BadQueryError (exit 2).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,6 +28,12 @@ from .models import UTCDateTime
 from .store import Store
 
 MARK = ("[", "]")  #: how matched words are marked in snippets (plain text, for every output)
+#: Terms (words, also those of phrases and prefixes; not the operators AND, OR, NOT, NEAR) in one query.
+MAX_SEARCH_TERMS = 64
+#: Characters in one query.
+MAX_SEARCH_CHARS = 1_000
+_WORD = re.compile(r"[^\W_]+")
+_OPERATORS = frozenset({"AND", "OR", "NOT", "NEAR"})
 
 _PG_DOCUMENT = (
     "to_tsvector('english', coalesce(i.title, '') || ' ' || coalesce(i.text, '') || ' ' || coalesce(i.entities, ''))"
@@ -66,8 +76,7 @@ def search(
     by_date: bool = False,
 ) -> list[Hit]:
     """Items matching ``query``, best first (or newest first with ``by_date``)."""
-    if not query.strip():
-        raise BadQueryError("search: the query is empty")
+    check_query(query)
     dialect = store.engine.dialect.name
     filters, params = _filters(rule, since, until, source)
     params.update(q=query, n=max(1, limit))
@@ -122,6 +131,21 @@ def search(
         )
         for r in rows
     ]
+
+
+def check_query(query: str) -> None:
+    """BadQueryError for an empty query or one beyond the limits (the message never repeats a long query)."""
+    if not query.strip():
+        raise BadQueryError("search: the query is empty")
+    terms = sum(1 for w in _WORD.findall(query) if w not in _OPERATORS)
+    if terms > MAX_SEARCH_TERMS:
+        raise BadQueryError(
+            f"search: the query has {terms:,} terms, more than the limit of {MAX_SEARCH_TERMS}; search for fewer"
+        )
+    if len(query) > MAX_SEARCH_CHARS:
+        raise BadQueryError(
+            f"search: the query is {len(query):,} characters long, more than the limit of {MAX_SEARCH_CHARS:,}"
+        )
 
 
 def _filters(
