@@ -616,19 +616,41 @@ def story(ctx: Context, story_id: int) -> None:
 @pass_ctx
 @handle_errors
 def maintain(ctx: Context) -> None:
-    """The daily maintenance job, now: drop stored pages and fetch logs past [maintenance]
-    retention, let SQLite optimize, and take a backup (rotated)."""
-    from .app import open_store
-    from .maintenance import maintain as run_maintenance
-    from .store import utcnow
+    """The daily maintenance job, now: check the store (PRAGMA quick_check), drop stored pages
+    and fetch logs past [maintenance] retention, let SQLite optimize, and take a backup,
+    checked before older ones are rotated away. A store that fails the check is refused:
+    no backup, no rotation, exit 1."""
+    from .maintenance import maintain_store
 
     ctx.setup_logging()
-    report = run_maintenance(ctx.config, open_store(ctx.config), utcnow())
+    report = maintain_store(ctx.config)  # checks the store before anything opens it for writing
     click.echo(f"stored pages dropped: {report.pages_dropped}")
     click.echo(f"fetch log rows deleted: {report.fetch_logs_deleted}")
     click.echo(f"backup: {report.backup or 'none (not SQLite, or [maintenance] backups = 0)'}")
     for path in report.backups_removed:
         click.echo(f"old backup removed: {path}")
+
+
+@cli.command()
+@click.argument("backup", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--yes", is_flag=True, help="Do not ask before replacing the store.")
+@pass_ctx
+@handle_errors
+def restore(ctx: Context, backup: Path, yes: bool) -> None:
+    """Put BACKUP (a file `tracker maintain` wrote) in place of the SQLite store. The backup
+    must pass PRAGMA quick_check and `tracker run` must be stopped; the current store is
+    kept beside it as <db>.before-restore-<time>. PostgreSQL: use pg_restore."""
+    from .maintenance import restore as restore_backup
+    from .maintenance import sqlite_file
+
+    ctx.setup_logging()
+    database = sqlite_file(ctx.config.database_url)
+    if database is not None and not yes:
+        click.confirm(f"Replace {database} with {backup}? The current store is kept beside it", abort=True)
+    report = restore_backup(ctx.config, backup)
+    click.echo(f"restored {report.database} from {report.backup}")
+    click.echo(f"items: {report.items}, schema revision {report.revision}")
+    click.echo(f"previous store kept as {report.set_aside}" if report.set_aside else "there was no store before")
 
 
 @cli.command()

@@ -4,7 +4,7 @@ One coarse poll job claims the feeds that are due (due-ness lives in the databas
 in one job per feed); the first cycle starts at once. Each [[digests]] subscription is a
 cron job at its local time in its timezone; digests whose time passed while the service
 was down go out at start. A daily maintenance job (`tracker maintain`) applies retention and
-takes a backup.
+takes a checked backup; its outcome is reported in /healthz and the metrics (``maintenance_job``).
 
 Each cycle leases the due feeds to this worker (``Store.claim_due``), so several workers on
 one PostgreSQL database share the feeds without polling one twice; a dead worker's leases
@@ -28,13 +28,15 @@ from zoneinfo import ZoneInfo
 from .app import make_extractor, prepare, validate
 from .config import Config, DigestConfig
 from .delivery import send_all
+from .errors import CorruptDatabase, TrackerError
 from .fetching import Fetcher
 from .lock import ServiceLock, lock_path, worker_name
-from .maintenance import maintain
+from .maintenance import MaintenanceReport, maintain
 from .metrics import Metrics, serve
 from .pipeline import poll_due
-from .store import utcnow
+from .store import Store, describe_database_error, utcnow
 from .types import CycleReport
+from .urls import redact_text
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +47,33 @@ def digest_trigger(sub: DigestConfig) -> Any:
 
     hour, minute = (int(x) for x in sub.at.split(":"))
     return CronTrigger(hour=hour, minute=minute, timezone=ZoneInfo(sub.timezone))
+
+
+def maintenance_job(config: Config, store: Store, metrics: Metrics) -> MaintenanceReport | None:
+    """The service's daily maintenance: ``maintain`` now, its outcome recorded in ``metrics``
+    (/healthz and /metrics). A failure is logged in one line and reported there; it does not
+    stop the service (polling goes on; /healthz says "degraded"). Returns the report, or None
+    when it failed."""
+    try:
+        report = maintain(config, store, utcnow())
+    except Exception as exc:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        if isinstance(exc, SQLAlchemyError):
+            message = describe_database_error(exc, config.database_url)[0]
+        else:
+            message = " ".join(str(exc).split())
+            if not isinstance(exc, TrackerError):  # an OSError (disk full), a bug
+                message = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+        message = redact_text(message)
+        logger.error("maintenance failed: %s", message)
+        logger.debug("maintenance failed", exc_info=exc)
+        metrics.maintenance_failed(
+            utcnow(), message[:500], "integrity" if isinstance(exc, CorruptDatabase) else "error"
+        )
+        return None
+    metrics.maintenance_succeeded(utcnow(), str(report.backup) if report.backup else None)
+    return report
 
 
 def run_service(config: Config) -> None:
@@ -151,8 +180,9 @@ def _serve(config: Config) -> None:
         scheduler.add_job(catch_up_digests, id="digest-catch-up", next_run_time=datetime.now(UTC))
     hour, minute = (int(x) for x in config.maintenance.at.split(":"))
     scheduler.add_job(
-        lambda: maintain(config, store, utcnow()),
+        maintenance_job,
         CronTrigger(hour=hour, minute=minute, timezone=UTC),
+        args=[config, store, metrics],
         id="maintenance",
         max_instances=1,
         coalesce=True,
