@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import sqlite3
 import time
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -96,7 +97,18 @@ def describe_database_error(exc: BaseException, url: str | None) -> tuple[str, i
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any, *, busy_ms: int = 30000) -> None:
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
+    # Several processes opening a brand-new file at once: switching it to WAL can answer
+    # "database is locked" at once, without the busy timeout; retry within that timeout.
+    deadline = time.monotonic() + busy_ms / 1000
+    while True:
+        try:
+            if cur.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                cur.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute(f"PRAGMA busy_timeout={busy_ms:d}")
     cur.execute("PRAGMA synchronous=NORMAL")
