@@ -352,7 +352,9 @@ def test_printable_validators_round_trip_to_a_304(server: RawServer) -> None:
         if headers.get("if-none-match") == 'W/"v1 2"':
             conn.sendall(b'HTTP/1.1 304 Not Modified\r\nETag: W/"v1 2"\r\nConnection: close\r\n\r\n')
             return
-        conn.sendall(b'HTTP/1.1 200 OK\r\nETag: W/"v1 2"\r\nContent-Length: %d\r\n\r\n' % len(FEED) + FEED)
+        conn.sendall(
+            b'HTTP/1.1 200 OK\r\nETag: W/"v1 2"\r\nConnection: close\r\nContent-Length: %d\r\n\r\n' % len(FEED) + FEED
+        )
 
     server.routes["/cond"] = route
     with Fetcher(FetchConfig()) as fetcher:
