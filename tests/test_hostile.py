@@ -6,7 +6,9 @@ MORE_CASES of tests/test_hostile_more.py) together in one `tracker poll --once`.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -122,6 +124,17 @@ def server() -> Iterator[HostileServer]:
         yield s
 
 
+#: runs the command given after the file name and writes its peak RSS (KB) there. The
+#: tracker must not be a direct child of pytest: a child forked from a large process counts
+#: the parent's pages in its peak until it execs, so the wrapper (small) forks it instead.
+PEAK_WRAPPER = (
+    "import resource, subprocess, sys\n"
+    "code = subprocess.call(sys.argv[2:])\n"
+    "open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\n"
+    "sys.exit(code)\n"
+)
+
+
 class Child:
     """`tracker -v poll --once` running in a child process, its stdout and stderr going to files
     (so that it never blocks on a full pipe, however long it runs before it is waited for)."""
@@ -129,31 +142,36 @@ class Child:
     def __init__(self, config: Path) -> None:
         env = {k: v for k, v in os.environ.items() if k != "TRACKER_CONFIG"}
         self.out, self.err = config.with_suffix(".out"), config.with_suffix(".err")
+        self.peak = config.with_suffix(".peak")
         self.t0 = time.monotonic()
+        command = [sys.executable, "-m", "tracker", "--config", str(config), "-v", "poll", "--once"]
         with self.out.open("wb") as out, self.err.open("wb") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "tracker", "--config", str(config), "-v", "poll", "--once"],
+                [sys.executable, "-c", PEAK_WRAPPER, str(self.peak), *command],
                 stdout=out,
                 stderr=err,
                 env=env,
+                start_new_session=True,  # the wrapper and the tracker are killed together
             )
 
     def finish(self, timeout: float = 240.0) -> tuple[int, float, float, str]:
         """Wait for it: (exit code, seconds, peak RSS in MB, stderr). Peak RSS is the largest
-        of the child and of its own children (the extraction worker), as wait4 reports it."""
+        of the tracker process and of its own children (the extraction workers)."""
         deadline = time.monotonic() + timeout
         while True:
             pid, status, usage = os.wait4(self.proc.pid, os.WNOHANG)
             if pid:
                 break
             if time.monotonic() > deadline:
-                self.proc.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
                 raise AssertionError(f"`tracker poll --once` still running after {timeout:g} s")
             time.sleep(0.05)
         seconds = time.monotonic() - self.t0
         self.proc.returncode = os.waitstatus_to_exitcode(status)
-        return self.proc.returncode, seconds, usage.ru_maxrss / 1024, self.stderr
+        peak_kb = int(self.peak.read_text()) if self.peak.exists() else usage.ru_maxrss
+        return self.proc.returncode, seconds, peak_kb / 1024, self.stderr
 
     @property
     def stdout(self) -> str:
@@ -166,7 +184,8 @@ class Child:
     def stop(self) -> None:
         """Kill it if it still runs (a test that would have waited for it was not run)."""
         if self.proc.returncode is None and self.proc.poll() is None:
-            self.proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
 
 
