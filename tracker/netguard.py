@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypeVar
 
 import httpcore
 import httpx
@@ -34,6 +34,7 @@ import httpx
 from .urls import is_private_address
 
 Resolver = Callable[[str, int], list[str]]
+T = TypeVar("T")
 
 
 class RefusedAddress(Exception):
@@ -90,6 +91,18 @@ def _clamp(timeout: float | None, error: type[httpcore.TimeoutException]) -> tup
     return timeout, None
 
 
+def _bounded(timeout: float | None, error: type[httpcore.TimeoutException], op: Callable[[float | None], T]) -> T:
+    """``op(timeout)`` with the timeout cut to the current deadline; a timeout of a cut
+    operation marks the deadline as expired (the response took too long, not one read)."""
+    timeout, cut = _clamp(timeout, error)
+    try:
+        return op(timeout)
+    except httpcore.TimeoutException:
+        if cut is not None:
+            cut.expired = True
+        raise
+
+
 class DeadlineStream(httpcore.NetworkStream):
     """A network stream whose operations end by the current deadline."""
 
@@ -97,20 +110,10 @@ class DeadlineStream(httpcore.NetworkStream):
         self._inner = inner
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        timeout, cut = _clamp(timeout, httpcore.ReadTimeout)
-        try:
-            return self._inner.read(max_bytes, timeout)
-        except httpcore.TimeoutException:
-            _expire(cut)
-            raise
+        return _bounded(timeout, httpcore.ReadTimeout, lambda t: self._inner.read(max_bytes, t))
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        timeout, cut = _clamp(timeout, httpcore.WriteTimeout)
-        try:
-            self._inner.write(buffer, timeout)
-        except httpcore.TimeoutException:
-            _expire(cut)
-            raise
+        _bounded(timeout, httpcore.WriteTimeout, lambda t: self._inner.write(buffer, t))
 
     def close(self) -> None:
         self._inner.close()
@@ -118,20 +121,13 @@ class DeadlineStream(httpcore.NetworkStream):
     def start_tls(
         self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
     ) -> httpcore.NetworkStream:
-        timeout, cut = _clamp(timeout, httpcore.ConnectTimeout)
-        try:
-            return DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, timeout))
-        except httpcore.TimeoutException:
-            _expire(cut)
-            raise
+        tls = _bounded(
+            timeout, httpcore.ConnectTimeout, lambda t: self._inner.start_tls(ssl_context, server_hostname, t)
+        )
+        return DeadlineStream(tls)
 
     def get_extra_info(self, info: str) -> Any:
         return self._inner.get_extra_info(info)
-
-
-def _expire(cut: Deadline | None) -> None:
-    if cut is not None:
-        cut.expired = True
 
 
 class DeadlineBackend(httpcore.NetworkBackend):
@@ -148,22 +144,20 @@ class DeadlineBackend(httpcore.NetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
-        timeout, cut = _clamp(timeout, httpcore.ConnectTimeout)
-        try:
-            return DeadlineStream(self._inner.connect_tcp(host, port, timeout, local_address, socket_options))
-        except httpcore.TimeoutException:
-            _expire(cut)
-            raise
+        stream = _bounded(
+            timeout,
+            httpcore.ConnectTimeout,
+            lambda t: self._inner.connect_tcp(host, port, t, local_address, socket_options),
+        )
+        return DeadlineStream(stream)
 
     def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
     ) -> httpcore.NetworkStream:
-        timeout, cut = _clamp(timeout, httpcore.ConnectTimeout)
-        try:
-            return DeadlineStream(self._inner.connect_unix_socket(path, timeout, socket_options))
-        except httpcore.TimeoutException:
-            _expire(cut)
-            raise
+        stream = _bounded(
+            timeout, httpcore.ConnectTimeout, lambda t: self._inner.connect_unix_socket(path, t, socket_options)
+        )
+        return DeadlineStream(stream)
 
     def sleep(self, seconds: float) -> None:
         self._inner.sleep(seconds)
