@@ -342,6 +342,39 @@ def rules_test(ctx: Context, rule: str | None, corpus_path: Path, limit: int) ->
                 click.echo(f"\n{s.rule}  {kind}  {miss.doc_id}  {miss.title}\n    {miss.detail}")
 
 
+@rules.command("train")
+@click.option(
+    "--corpus",
+    "corpus_paths",
+    required=True,
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Labeled JSON Lines (id, title, text, labels); repeat for several files.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write it (default: model.json in the first rules directory).",
+)
+@pass_ctx
+@handle_errors
+def rules_train(ctx: Context, corpus_paths: tuple[Path, ...], out: Path | None) -> None:
+    """Fit the topic models that confirm the rules' candidate queries (rules/README.md, "A second signal")."""
+    from .app import load_matcher
+    from .classifier import MODEL_FILE, dump
+    from .ruletools import read_labeled, train_model
+
+    matcher = load_matcher(ctx.config)
+    if not matcher.ruleset.candidates:
+        _fail("no rule has a candidate query: nothing to train", 2)
+    docs = [d for path in corpus_paths for d in read_labeled(path)]
+    model = train_model(matcher, docs, [p.name for p in corpus_paths])
+    first = next(iter(ctx.config.rule_paths))
+    target = out or (first if first.is_dir() else first.parent) / MODEL_FILE
+    dump(model, target)
+    click.echo(f"trained {len(model.topics)} topic models on {len(docs)} documents: {target}")
+
+
 @cli.command()
 @click.argument("item")
 @pass_ctx

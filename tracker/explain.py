@@ -11,11 +11,15 @@ from .types import Match
 
 def explain_match(m: Match) -> dict[str, Any]:
     """The explanation fields added to a `tracker match` line."""
-    return {
+    out: dict[str, Any] = {
         "terms": list(m.terms),
         "evidence": [asdict(e) for e in m.evidence],
         "highlighted": [highlight_terms(s, m.terms) for s in m.snippets],
     }
+    if m.model is not None:
+        # The query was false; its candidate query was true and the topic model confirmed it.
+        out["confirmed_by_model"] = {"probability": m.model, "words": list(m.model_words)}
+    return out
 
 
 def highlight_terms(snippet: str, terms: tuple[str, ...] | list[str]) -> str:
@@ -47,10 +51,17 @@ def render_item(item: dict[str, Any]) -> str:
     for m in item["matches"]:
         lines.append(f"\n{m['rule_id']}  score {m['score']}  (rule version {m['rule_hash']})")
         lines.append("  terms: " + ", ".join(m["terms"]))
-        for ev in m["evidence"][:30]:
+        for ev in m["evidence"]:
+            if ev.get("field") == "model":
+                lines.append(
+                    f"  confirmed by the topic model: probability {ev.get('probability')} (the query was false, "
+                    f"its candidate query true); words that weighed most: {ev['text'] or '-'}"
+                )
+        shown = [ev for ev in m["evidence"] if ev.get("field") != "model"]
+        for ev in shown[:30]:
             lines.append(f"    {ev['field']}[{ev['start']}:{ev['end']}]  {ev['text']!r}  ← {ev['term']}")
-        if len(m["evidence"]) > 30:
-            lines.append(f"    … {len(m['evidence']) - 30} more")
+        if len(shown) > 30:
+            lines.append(f"    … {len(shown) - 30} more")
         for snippet in (m["snippet"] or "").split("\n"):
             if snippet:
                 lines.append("  > " + highlight_terms(snippet, m["terms"]))

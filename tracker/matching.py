@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import accumulate
 from operator import itemgetter
 
 import ahocorasick
 
+from . import classifier, coref
 from . import query as q
 from .rules import Entity, RuleSet
 from .textindex import Doc, index, words
@@ -149,15 +150,18 @@ class _EntityRefs:
     excludes: list[int]
     contexts: dict[str, list[int]]  #: entity id → context pattern ids
     not_contexts: dict[str, list[int]]  #: entity id → pattern ids that rule an ambiguous name out
+    ids: frozenset[str] = frozenset()  #: the entities it stands for
 
 
 class _Ctx:
-    __slots__ = ("doc", "hits", "n", "near")
+    __slots__ = ("doc", "hits", "n", "near", "title_end")
 
-    def __init__(self, doc: Doc, hits: dict[str, list[Hit]]) -> None:
+    def __init__(self, doc: Doc, hits: dict[str, list[Hit]], title_end: int | None = None) -> None:
         self.doc = doc
         self.hits = hits
         self.n = len(doc.orig)
+        #: ``title:`` means the tokens before this (in a section of a roundup: its heading).
+        self.title_end = doc.title_end if title_end is None else title_end
         #: Every NEAR evaluation that found pairs: (left hits with a partner, right hits with a partner, distance,
         #: gap of the closest pair). The pairs themselves are not listed (there can be quadratically many); the
         #: score recovers the closest pair among the kept evidence from these lists (``_best_closeness``).
@@ -173,27 +177,47 @@ class Matcher:
         self._terms: dict[str, int] = {}  #: term label → pattern id
         self._refs: dict[str, _EntityRefs] = {}
         self._rules: list[tuple[Rule, _Eval, frozenset[str] | None, list[frozenset[str]]]] = []
-        for rule in ruleset.rules:
+        #: rule index → (candidate evaluator, its required labels, the topic model)
+        self._candidates: dict[int, tuple[_Eval, list[frozenset[str]], classifier.TopicModel]] = {}
+        self._rule_refs: dict[str, list[str]] = {}  #: rule id → entity labels of its queries (model features)
+        extra_anchors: dict[int, frozenset[str] | None] = {}
+        model = ruleset.model
+        for i, rule in enumerate(ruleset.rules):
             node = ruleset.queries[rule.id]
-            for n in q.walk(node):
+            candidate = ruleset.candidates.get(rule.id)
+            trees = [node] if candidate is None else [node, candidate]
+            used: set[str] = set()
+            for n in (n for tree in trees for n in q.walk(tree)):
                 if isinstance(n, q.Term):
                     label = _term_label(n)
                     self._terms[label] = self._auto.add(n.text, n.case_sensitive, label)
                 elif isinstance(n, q.EntityRef):
                     self._entity_ref(n)
+                    used.add(_ref_label(n))
+            self._rule_refs[rule.id] = sorted(used)
             self._rules.append((rule, _compile(node), _anchor(node), _required(node)))
+            topic = model.get(rule.id) if model is not None else None
+            if candidate is not None and topic is not None:
+                self._candidates[i] = (_compile(candidate), _required(candidate), topic)
+                extra_anchors[i] = _anchor(candidate)
+        self._coref = (
+            _Coref(self, ruleset) if any(e.refer_as or e.pronouns for e in ruleset.entities.values()) else None
+        )
         self._auto.build()
         # Pattern id → the term labels and entity refs it serves (a scan touches only these).
         self._pid_terms: dict[int, list[str]] = {}
         for label, pid in self._terms.items():
             self._pid_terms.setdefault(pid, []).append(label)
         self._pid_refs: dict[int, list[str]] = {}
-        for label, refs in self._refs.items():
-            for pid, _, _ in refs.names:
+        for label, ref in self._refs.items():
+            for pid, _, _ in ref.names:
                 self._pid_refs.setdefault(pid, []).append(label)
         self._anchored: dict[str, list[int]] = {}
         self._always: list[int] = []
         for i, (_, _, anchor, _) in enumerate(self._rules):
+            if i in extra_anchors:
+                more = extra_anchors[i]
+                anchor = None if anchor is None or more is None else anchor | more
             if anchor is None:
                 self._always.append(i)
             else:
@@ -218,7 +242,27 @@ class Matcher:
             excludes.extend(p for p in (self._auto.add(x, False, "!" + x) for x in ent.exclude) if p >= 0)
             contexts[ent.id] = self._context_patterns(ent.context, "?")
             not_contexts[ent.id] = self._context_patterns(ent.not_context, "!?")
-        self._refs[label] = _EntityRefs(names=names, excludes=excludes, contexts=contexts, not_contexts=not_contexts)
+        self._refs[label] = _EntityRefs(
+            names=names,
+            excludes=excludes,
+            contexts=contexts,
+            not_contexts=not_contexts,
+            ids=frozenset(e.id for e in entities),
+        )
+
+    def _single(self, ent: Entity, label: str) -> _EntityRefs:
+        """The name patterns of one entity (a group: its own names only), for reference resolution."""
+        names = [
+            (p, ent, n in ent.ambiguous) for n in ent.names if (p := self._auto.add(n, ent.case_sensitive, label)) >= 0
+        ]
+        excludes = [p for p in (self._auto.add(x, False, "!" + x) for x in ent.exclude) if p >= 0]
+        return _EntityRefs(
+            names=names,
+            excludes=excludes,
+            contexts={ent.id: self._context_patterns(ent.context, "?")},
+            not_contexts={ent.id: self._context_patterns(ent.not_context, "!?")},
+            ids=frozenset({ent.id}),
+        )
 
     def _context_patterns(self, terms: Iterable[str], prefix: str) -> list[int]:
         ids = []
@@ -239,12 +283,44 @@ class Matcher:
         out = []
         for i in sorted(candidates):
             rule, evaluator, _, required = self._rules[i]
-            if any(need.isdisjoint(present) for need in required):
-                continue  # a part the query cannot do without is absent
-            m = _score(rule, evaluator, doc, hits)
+            m = None
+            if not any(need.isdisjoint(present) for need in required):  # else a part it cannot do without is absent
+                m = _score(rule, evaluator, doc, hits)
+            if m is None and i in self._candidates:
+                m = self._confirm(i, doc, hits, present)
             if m is not None:
                 out.append(m)
         return out
+
+    def inspect(self, rule_id: str, title: str, text: str) -> tuple[bool, bool, list[str]]:
+        """For training the topic model of ``rule_id``: (its query is true, its candidate query is true,
+        the features the model reads)."""
+        doc = _index(title, text)
+        hits = self._hits(doc)
+        i = next(n for n, r in enumerate(self._rules) if r[0].id == rule_id)
+        rule, evaluator = self._rules[i][0], self._rules[i][1]
+        query = _score(rule, evaluator, doc, hits) is not None
+        node = self.ruleset.candidates.get(rule_id)
+        cand = node is not None and _score(replace(rule, threshold=0.0), _compile(node), doc, hits) is not None
+        return query, cand, self._features(rule_id, doc, hits)
+
+    def _features(self, rule_id: str, doc: Doc, hits: dict[str, list[Hit]]) -> list[str]:
+        return classifier.features(doc.lower, (label for label in self._rule_refs.get(rule_id, ()) if label in hits))
+
+    def _confirm(self, i: int, doc: Doc, hits: dict[str, list[Hit]], present: set[str]) -> Match | None:
+        """The rule's candidate query, confirmed by its topic model (None when either says no)."""
+        evaluator, required, topic = self._candidates[i]
+        if any(need.isdisjoint(present) for need in required):
+            return None
+        rule = self._rules[i][0]
+        found = _score(replace(rule, threshold=0.0), evaluator, doc, hits)
+        if found is None:
+            return None
+        p, contributions = topic.probability(self._features(rule.id, doc, hits))
+        if p < topic.threshold:
+            return None
+        words = tuple(f for f, c in contributions if c > 0)[:8]
+        return replace(found, score=max(found.score, rule.threshold), model=round(p, 3), model_words=words)
 
     def explain_miss(self, rule_id: str, title: str, text: str) -> list[str]:
         """For a document the rule does not match: what is missing, from the closest branch of
@@ -264,11 +340,66 @@ class Matcher:
                 hits[label] = [(s, e, label) for s, e in found]
             refs.update(self._pid_refs.get(pid, ()))
         where = _Where(doc, raw)
+        referred = self._coref.resolve(doc, where) if self._coref is not None else {}
+        if referred:
+            refs.update(label for label, r in self._refs.items() if not r.ids.isdisjoint(referred))
         for label in refs:
             resolved = _resolve_entities(where, self._refs[label], label)
+            more = [(s, e, label) for ent in self._refs[label].ids for s, e in referred.get(ent, ())]
+            if more:
+                resolved = sorted(set(resolved).union(more))
             if resolved:
                 hits[label] = resolved
         return hits
+
+
+class _Coref:
+    """The catalogue's referring words (``refer_as``, ``pronouns``) and the names they resolve
+    against (see ``tracker.coref``)."""
+
+    def __init__(self, matcher: Matcher, ruleset: RuleSet) -> None:
+        entities = ruleset.entities
+        by_word: dict[tuple[str, str, bool], set[str]] = {}
+        for ent in entities.values():
+            if ent.type not in (coref.ORG, coref.PERSON):
+                continue
+            groups = [entities[g] for g in ent.groups if g in entities]
+            for nearby, listed in ((False, ent.refer_as), (True, ent.pronouns)):
+                inherited = [w for g in groups for w in (g.pronouns if nearby else g.refer_as)]
+                for word in (*listed, *inherited):
+                    by_word.setdefault((word, ent.type, nearby), set()).add(ent.id)
+        self.referents: dict[int, list[coref.Referent]] = {}
+        for (word, kind, nearby), ids in by_word.items():
+            pid = matcher._auto.add(word, False, "~" + kind + word)
+            if pid >= 0:
+                self.referents.setdefault(pid, []).append(coref.Referent(kind, frozenset(ids), nearby))
+        # Who can be an antecedent: organisations (their people count as them), people, and groups
+        # (after "lawmakers", "she" is none of the catalogue's people).
+        self.named: list[tuple[_EntityRefs, str, tuple[str, ...]]] = []  #: (names, as entity, kinds)
+        for ent in entities.values():
+            if ent.type == coref.ORG:
+                self.named.append((matcher._single(ent, "=" + ent.id), ent.id, (coref.ORG,)))
+            elif ent.type == coref.PERSON:
+                self.named.append((matcher._single(ent, "=" + ent.id), ent.id, (coref.PERSON,)))
+                for org in ent.related_to[:1]:
+                    self.named.append((matcher._single(ent, "=" + ent.id), org, (coref.ORG,)))
+            elif ent.type == "group" and ent.names:
+                self.named.append((matcher._single(ent, "=" + ent.id), ent.id, (coref.ORG, coref.PERSON)))
+
+    def resolve(self, doc: Doc, where: _Where) -> dict[str, list[tuple[int, int]]]:
+        raw = where.raw
+        occurrences = [(span, r) for pid, refs in self.referents.items() for span in raw.get(pid, ()) for r in refs]
+        if not occurrences:
+            return {}
+        mentions: dict[str, list[tuple[tuple[int, int], str]]] = {coref.ORG: [], coref.PERSON: []}
+        for refs, as_entity, kinds in self.named:
+            if not any(raw.get(pid) for pid, _, _ in refs.names):
+                continue
+            for s, e, _ in _resolve_entities(where, refs, ""):
+                for kind in kinds:
+                    mentions[kind].append(((s, e), as_entity))
+        timelines = {kind: coref.Timeline(found) for kind, found in mentions.items() if found}
+        return coref.resolve(timelines, occurrences, doc.paragraph_of)
 
 
 def _index(title: str | None, text: str | None) -> Doc:
@@ -524,7 +655,7 @@ class _Field(_Eval):
         self.child = child
 
     def bounds(self, ctx: _Ctx, lo: int, hi: int) -> tuple[int, int]:
-        split = ctx.doc.title_end
+        split = ctx.title_end
         return (lo, min(hi, split)) if self.title else (max(lo, split), hi)
 
     def eval(self, ctx: _Ctx, lo: int, hi: int) -> tuple[bool, list[Hit]]:
@@ -717,18 +848,16 @@ def _required(node: q.Node) -> list[frozenset[str]]:
 
 
 def _score(rule: Rule, evaluator: _Eval, doc: Doc, hits: dict[str, list[Hit]]) -> Match | None:
-    ctx = _Ctx(doc, hits)
-    ok, found = evaluator.eval(ctx, 0, len(doc.orig))
-    if not ok:
+    """The match over the whole document or, in a roundup, within one of its sections (its heading as
+    its title), whichever scores higher: a section can carry a topic the headline does not name."""
+    best = _evaluate(evaluator, _Ctx(doc, hits), 0, len(doc.orig), doc.title_end)
+    for lo, hi, title_end in doc.sections:
+        found = _evaluate(evaluator, _Ctx(doc, hits, title_end), lo, hi, title_end)
+        if found is not None and (best is None or found[0] > best[0]):
+            best = found
+    if best is None or best[0] < rule.threshold:
         return None
-    evidence = sorted(set(found))
-    paragraphs = {doc.paragraph_of(s) for s, _, _ in evidence}
-    score = len(paragraphs) + (0.5 if 0 in paragraphs else 0.0)
-    closeness = _best_closeness(ctx.near, set(evidence))  # of the NEAR pairs that count
-    score += min(0.01 * len(evidence), 0.3) + 0.1 * closeness
-    score = round(score, 3)
-    if score < rule.threshold:
-        return None
+    score, evidence = best
     shown = _first_per_label(evidence, MAX_EVIDENCE_PER_TERM)
     terms: dict[str, str] = {}
     for s, e, _ in shown:
@@ -742,6 +871,21 @@ def _score(rule: Rule, evaluator: _Eval, doc: Doc, hits: dict[str, list[Hit]]) -
         rule_hash=rule.content_hash,
         evidence=tuple(_evidence(doc, h) for h in shown),
     )
+
+
+def _evaluate(evaluator: _Eval, ctx: _Ctx, lo: int, hi: int, title_end: int) -> tuple[float, list[Hit]] | None:
+    """(score, evidence) of the query over [lo, hi), or None when it is false there."""
+    ok, found = evaluator.eval(ctx, lo, hi)
+    if not ok:
+        return None
+    doc = ctx.doc
+    evidence = sorted(set(found))
+    paragraphs = {doc.paragraph_of(s) for s, _, _ in evidence}
+    in_title = any(s < title_end for s, _, _ in evidence if s >= lo)
+    score = len(paragraphs) + (0.5 if in_title else 0.0)
+    closeness = _best_closeness(ctx.near, set(evidence))  # of the NEAR pairs that count
+    score += min(0.01 * len(evidence), 0.3) + 0.1 * closeness
+    return round(score, 3), evidence
 
 
 def _first_per_label(hits: Sequence[Hit], limit: int) -> list[Hit]:

@@ -19,10 +19,12 @@ import json
 import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .classifier import MODEL_FILE, Model
+from .classifier import load as load_model
 from .errors import RuleError
 from .query import (
     MAX_DEPTH,
@@ -58,7 +60,7 @@ MAX_TERMS_TOTAL = 20_000
 MAX_CATALOGUE_STRINGS = 20_000
 #: Nesting of arrays and tables reported as too deep when the TOML reader gives up (by RecursionError).
 _TOML_DEPTH = 32
-_RULE_KEYS = {"id", "title", "description", "query", "threshold", "priority", "owner", "terms"}
+_RULE_KEYS = {"id", "title", "description", "query", "candidate", "threshold", "priority", "owner", "terms"}
 _ENTITY_KEYS = {
     "type",
     "names",
@@ -70,6 +72,8 @@ _ENTITY_KEYS = {
     "context_scope",
     "groups",
     "related_to",
+    "refer_as",
+    "pronouns",
     "description",
 }
 
@@ -96,6 +100,8 @@ class Entity:
     context_scope: str = "document"
     groups: tuple[str, ...] = ()
     related_to: tuple[str, ...] = ()
+    refer_as: tuple[str, ...] = ()  #: descriptions that stand for it once it is named ("the automaker")
+    pronouns: tuple[str, ...] = ()  #: words that stand for it right after it is named ("she")
     description: str = ""
 
 
@@ -104,6 +110,8 @@ class RuleSet:
     rules: tuple[Rule, ...]
     entities: Mapping[str, Entity] = field(default_factory=dict)
     queries: Mapping[str, Node] = field(default_factory=dict)  #: rule id → parsed query
+    candidates: Mapping[str, Node] = field(default_factory=dict)  #: rule id → its looser candidate query
+    model: Model | None = None  #: the topic models that confirm candidates (``model.json``)
 
     def get(self, rule_id: str) -> Rule | None:
         return next((r for r in self.rules if r.id == rule_id), None)
@@ -129,7 +137,13 @@ class RuleSet:
     def only(self, rule_ids: Iterable[str]) -> RuleSet:
         wanted = set(rule_ids)
         rules = tuple(r for r in self.rules if r.id in wanted)
-        return RuleSet(rules=rules, entities=self.entities, queries={r.id: self.queries[r.id] for r in rules})
+        return RuleSet(
+            rules=rules,
+            entities=self.entities,
+            queries={r.id: self.queries[r.id] for r in rules},
+            candidates={r.id: self.candidates[r.id] for r in rules if r.id in self.candidates},
+            model=self.model,
+        )
 
 
 def rule_files(paths: Iterable[Path]) -> tuple[list[Path], list[Path]]:
@@ -207,6 +221,7 @@ def check_rules(paths: Iterable[Path]) -> tuple[RuleSet, list[RuleError]]:
     catalogue = RuleSet(rules=(), entities=entities)
     rules: list[Rule] = []
     queries: dict[str, Node] = {}
+    candidates: dict[str, Node] = {}
     seen: dict[str, Path] = {}
     weigh = _EntityTerms(catalogue)
     total = 0
@@ -226,7 +241,7 @@ def check_rules(paths: Iterable[Path]) -> tuple[RuleSet, list[RuleError]]:
             break
         try:
             text, data = _read(path, budget)
-            rule, query, terms = _rule(data, path, text, catalogue, weigh)
+            rule, query, candidate, terms = _rule(data, path, text, catalogue, weigh)
             if rule.id in seen:
                 raise RuleError(
                     f"rule id {rule.id!r} is also used by {seen[rule.id]}", path=str(path), line=_line_of(text, "id")
@@ -243,12 +258,22 @@ def check_rules(paths: Iterable[Path]) -> tuple[RuleSet, list[RuleError]]:
             seen[rule.id] = path
             rules.append(rule)
             queries[rule.id] = query
+            if candidate is not None:
+                candidates[rule.id] = candidate
         except RuleError as exc:
             errors.append(exc)
     if len(errors) >= MAX_ERRORS:
         errors = errors[:MAX_ERRORS]
         errors.append(RuleError(f"stopped after {MAX_ERRORS} errors: correct these and check again"))
-    return RuleSet(rules=tuple(rules), entities=entities, queries=queries), errors
+    model = None
+    try:
+        model = _model(paths)
+    except RuleError as exc:
+        errors.append(exc)
+    if model is not None:
+        # A rule confirmed by the model changes when the model does (``tracker rematch`` re-tags).
+        rules = [_with_model(r, model) if r.id in candidates else r for r in rules]
+    return RuleSet(rules=tuple(rules), entities=entities, queries=queries, candidates=candidates, model=model), errors
 
 
 class _Bytes:
@@ -428,7 +453,17 @@ def _entity(ent_id: str, table: Any, path: Path, text: str) -> Entity:
         )
     strings = {
         k: _strings(table, k, path, text, ent_id)
-        for k in ("names", "exclude", "ambiguous", "context", "not_context", "groups", "related_to")
+        for k in (
+            "names",
+            "exclude",
+            "ambiguous",
+            "context",
+            "not_context",
+            "groups",
+            "related_to",
+            "refer_as",
+            "pronouns",
+        )
     }
     if not strings["names"] and etype != "group":
         raise RuleError(f"[{ent_id}] has no names", path=where, line=head(), expected='names = ["..."]')
@@ -503,6 +538,8 @@ def _entity(ent_id: str, table: Any, path: Path, text: str) -> Entity:
         context_scope=scope,
         groups=strings["groups"],
         related_to=strings["related_to"],
+        refer_as=strings["refer_as"],
+        pronouns=strings["pronouns"],
         description=str(table.get("description", "")),
     )
 
@@ -569,7 +606,7 @@ def _check_relations(
 
 def _rule(
     data: Mapping[str, Any], path: Path, text: str, catalogue: RuleSet, weigh: Callable[[EntityRef], int]
-) -> tuple[Rule, Node, int]:
+) -> tuple[Rule, Node, Node | None, int]:
     """The rule, its query with term lists substituted, and its terms (as MAX_TERMS counts them)."""
     where = str(path)
     _reject_unknown_keys(data, _RULE_KEYS, where, "", lambda key: _line_of(text, key))
@@ -584,13 +621,89 @@ def _rule(
             line=_line_of(text, "query"),
             expected="query = '''@entity AND (word OR \"a phrase\")'''",
         )
+    known = catalogue.known_refs()
+    lists, sizes = _term_lists(data, where, text, known, weigh)
+    qline, qcol = _query_position(text, query)
+    node, size = _checked_query(query, qline, qcol, where, text, known, lists, sizes, weigh)
+    candidate_text = data.get("candidate")
+    candidate: Node | None = None
+    if candidate_text is not None:
+        if not isinstance(candidate_text, str):
+            raise RuleError("candidate must be a query string", path=where, line=_line_of(text, "candidate"))
+        cline, ccol = _query_position(text, candidate_text)
+        candidate, csize = _checked_query(candidate_text, cline, ccol, where, text, known, lists, sizes, weigh)
+        size = Size(depth=max(size.depth, csize.depth), terms=size.terms + csize.terms)
+    threshold = data.get("threshold", 1.0)
+    if not isinstance(threshold, (int, float)) or isinstance(threshold, bool) or threshold < 0:
+        raise RuleError("threshold must be a number ≥ 0", path=where, line=_line_of(text, "threshold"))
+    priority = data.get("priority", 0)
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        raise RuleError("priority must be a whole number", path=where, line=_line_of(text, "priority"))
+    used_refs = {
+        (n.name, n.related)
+        for tree in (node, candidate)
+        if tree is not None
+        for n in walk(tree)
+        if isinstance(n, EntityRef)
+    }
+    used = sorted({e.id for name, related in used_refs for e in catalogue.resolve(name, related)})
+    entity_json = json.dumps([asdict(catalogue.entities[e]) for e in used], sort_keys=True)
+    digest = hashlib.sha256((text + "\0" + entity_json).encode()).hexdigest()[:16]
+    rule = Rule(
+        id=rule_id,
+        title=str(data.get("title") or rule_id),
+        description=str(data.get("description") or ""),
+        query=query,
+        threshold=float(threshold),
+        priority=priority,
+        owner=str(data.get("owner") or ""),
+        source=where,
+        query_line=qline,
+        query_column=qcol,
+        content_hash=digest,
+    )
+    return rule, node, candidate, size.terms
+
+
+def _model(paths: Iterable[Path]) -> Model | None:
+    """The topic model in the first rules directory that has one (``model.json``)."""
+    for directory in paths:
+        path = Path(directory) / MODEL_FILE
+        if path.is_file():
+            try:
+                return load_model(path)
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise RuleError(f"cannot read the topic model: {exc}", path=str(path)) from None
+    return None
+
+
+def _with_model(rule: Rule, model: Model) -> Rule:
+    topic = model.get(rule.id)
+    if topic is None:
+        return rule
+    mark = hashlib.sha256(json.dumps([topic.bias, topic.threshold, sorted(topic.weights.items())]).encode())
+    digest = hashlib.sha256((rule.content_hash + mark.hexdigest()).encode()).hexdigest()[:16]
+    return replace(rule, content_hash=digest)
+
+
+def _checked_query(
+    query: str,
+    qline: int,
+    qcol: int,
+    where: str,
+    text: str,
+    known: set[str],
+    lists: dict[str, Node],
+    sizes: dict[str, Size],
+    weigh: Callable[[EntityRef], int],
+) -> tuple[Node, Size]:
+    """A query of a rule file parsed, its lists and entities checked, measured against the limits and
+    its term lists substituted."""
     qline, qcol = _query_position(text, query)
     try:
         node = parse_query(query)
     except QuerySyntaxError as exc:
         raise _located(exc, str(exc), where, text, qline, qcol, exc.line, exc.column, exc.expected) from None
-    known = catalogue.known_refs()
-    lists, sizes = _term_lists(data, where, text, known, weigh)
     for ref in (n for n in walk(node) if isinstance(n, ListRef)):
         if ref.name not in lists:
             hint = _did_you_mean(ref.name, set(lists))
@@ -628,31 +741,7 @@ def _rule(
         size = measure(node, sizes, weigh)
     except QueryLimitError as exc:
         raise _located(exc, str(exc), where, text, qline, qcol, exc.line, exc.column, exc.expected) from None
-    node = substitute(node, lists)
-    threshold = data.get("threshold", 1.0)
-    if not isinstance(threshold, (int, float)) or isinstance(threshold, bool) or threshold < 0:
-        raise RuleError("threshold must be a number ≥ 0", path=where, line=_line_of(text, "threshold"))
-    priority = data.get("priority", 0)
-    if not isinstance(priority, int) or isinstance(priority, bool):
-        raise RuleError("priority must be a whole number", path=where, line=_line_of(text, "priority"))
-    used_refs = {(n.name, n.related) for n in walk(node) if isinstance(n, EntityRef)}
-    used = sorted({e.id for name, related in used_refs for e in catalogue.resolve(name, related)})
-    entity_json = json.dumps([asdict(catalogue.entities[e]) for e in used], sort_keys=True)
-    digest = hashlib.sha256((text + "\0" + entity_json).encode()).hexdigest()[:16]
-    rule = Rule(
-        id=rule_id,
-        title=str(data.get("title") or rule_id),
-        description=str(data.get("description") or ""),
-        query=query,
-        threshold=float(threshold),
-        priority=priority,
-        owner=str(data.get("owner") or ""),
-        source=where,
-        query_line=qline,
-        query_column=qcol,
-        content_hash=digest,
-    )
-    return rule, node, size.terms
+    return substitute(node, lists), size
 
 
 def _term_lists(

@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from . import classifier
 from .errors import RuleError
 from .matching import Matcher
 from .rules import RuleSet
@@ -64,6 +65,22 @@ def read_labeled(path: Path) -> list[dict[str, Any]]:
                 raise RuleError("expected an object with id, title, text, labels", path=str(path), line=number)
             docs.append(doc)
     return docs
+
+
+def train_model(matcher: Matcher, docs: Sequence[Mapping[str, Any]], sources: Sequence[str]) -> classifier.Model:
+    """A topic model for every rule with a candidate query, fitted on labeled documents
+    (``tracker rules train``). Its threshold is chosen by 5-fold cross-validation: the one at which
+    the rule together with the confirmed candidates scores the best F1 on the held-out folds."""
+    topics = {}
+    for rule_id in sorted(matcher.ruleset.candidates):
+        seen = [matcher.inspect(rule_id, str(d.get("title") or ""), str(d.get("text") or "")) for d in docs]
+        feats = [f for _, _, f in seen]
+        positive = [rule_id in (d.get("labels") or []) for d in docs]
+        if not any(positive) or all(positive):
+            continue
+        threshold = classifier.choose_threshold(feats, positive, [q for q, _, _ in seen], [c for _, c, _ in seen])
+        topics[rule_id] = classifier.train_topic(feats, positive, threshold=threshold)
+    return classifier.Model(topics=topics, trained_on=tuple(sources))
 
 
 def evaluate(matcher: Matcher, docs: Sequence[Mapping[str, Any]], rule_ids: Iterable[str]) -> list[RuleScore]:

@@ -687,6 +687,24 @@ def _entities(evidence: Iterable[Mapping[str, Any]]) -> str | None:
     return "; ".join(f"{eid}: {', '.join(sorted(n for n in texts if n))}" for eid, texts in sorted(names.items()))
 
 
+def _evidence_rows(m: Match) -> list[dict[str, Any]]:
+    """The evidence of a match as stored; a confirmation by the topic model is one more entry
+    (``field`` "model": its probability and the words that weighed most), shown by ``tracker explain``."""
+    rows = [asdict(e) for e in m.evidence]
+    if m.model is not None:
+        rows.append(
+            {
+                "term": "model",
+                "text": ", ".join(m.model_words),
+                "field": "model",
+                "start": 0,
+                "end": 0,
+                "probability": m.model,
+            }
+        )
+    return rows
+
+
 def _match_row(item_id: int, m: Match, now: datetime, item_at: datetime | None) -> dict[str, Any]:
     return {
         "item_id": item_id,
@@ -695,7 +713,7 @@ def _match_row(item_id: int, m: Match, now: datetime, item_at: datetime | None) 
         "terms": json.dumps(list(m.terms), ensure_ascii=False),
         "snippet": "\n".join(m.snippets),
         "rule_hash": m.rule_hash,
-        "evidence": json.dumps([asdict(e) for e in m.evidence], ensure_ascii=False),
+        "evidence": json.dumps(_evidence_rows(m), ensure_ascii=False),
         "matched_at": now,
         "item_at": item_at,
     }

@@ -41,6 +41,9 @@ class Doc:
     sent_starts: list[int] = field(default_factory=list)  #: first token of each sentence
     title_end: int = 0  #: tokens before this are the title's
     norm: str = ""
+    #: Sections of a roundup, newsletter or Q&A: (first token, end token, end of its heading), the lead
+    #: (under the document's title) first; empty for a document without headings.
+    sections: list[tuple[int, int, int]] = field(default_factory=list)
 
     norm_starts: list[int] = field(default_factory=list)  #: offset of each token in ``norm``
 
@@ -106,4 +109,41 @@ def index(title: str, text: str) -> Doc:
     doc.norm_starts = list(accumulate(map((1).__add__, map(len, doc.lower)), initial=1))[:-1]
     doc.para_starts = [lo for lo, _ in doc.paragraphs]
     doc.sent_starts = [lo for lo, _ in doc.sentences]
+    doc.sections = _sections(doc)
     return doc
+
+
+#: A heading: a short line that does not end a sentence, or a question that opens an answer.
+HEADING_WORDS = 14
+QUESTION_WORDS = 30
+MIN_HEADINGS = 2
+_NOT_A_HEADING_END = tuple(".!:;,\"”’')…-—–")
+_QUESTION = re.compile(r"^(?:Q\s*[:.)\-–—]|Question\s*[:.\-–—])", re.IGNORECASE)
+
+
+def _is_heading(doc: Doc, n: int) -> bool:
+    lo, hi = doc.paragraphs[n]
+    size = hi - lo
+    if size == 0:
+        return False
+    a, b = doc.paragraph_chars[n]
+    line = doc.full[a:b].strip()
+    if _QUESTION.match(line):
+        return size <= QUESTION_WORDS
+    if line.endswith("?"):
+        return size <= QUESTION_WORDS and not line[:1].islower()
+    return size <= HEADING_WORDS and not line.endswith(_NOT_A_HEADING_END) and not line[:1].islower()
+
+
+def _sections(doc: Doc) -> list[tuple[int, int, int]]:
+    """Where a document with at least MIN_HEADINGS headings (each followed by text) divides."""
+    last = len(doc.paragraphs) - 1
+    heads = [n for n in range(1, last) if _is_heading(doc, n) and not _is_heading(doc, n + 1)]
+    if len(heads) < MIN_HEADINGS:
+        return []
+    end = len(doc.orig)
+    starts = [doc.paragraphs[n][0] for n in heads]
+    out = [(0, starts[0], doc.title_end)]
+    for i, n in enumerate(heads):
+        out.append((starts[i], starts[i + 1] if i + 1 < len(starts) else end, doc.paragraphs[n][1]))
+    return out

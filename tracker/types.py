@@ -145,6 +145,10 @@ class Match:
     snippets: tuple[str, ...]  #: one or two sentences that carry the match
     rule_hash: str = ""
     evidence: tuple[Evidence, ...] = ()
+    #: Set when the rule's query was false and its topic model confirmed its candidate query:
+    #: the model's probability, and the words that weighed most for it.
+    model: float | None = None
+    model_words: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
