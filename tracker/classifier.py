@@ -150,8 +150,9 @@ class TopicModel:
 
     def probability(self, features: Iterable[str]) -> tuple[float, list[tuple[str, float]]]:
         """P(topic) and the features that pushed it most (by contribution, strongest first)."""
-        present = [f for f in set(features) if f in self.weights]
-        scale = 1.0 / math.sqrt(max(len(set(features)), 1))
+        distinct = set(features)
+        present = [f for f in distinct if f in self.weights]
+        scale = 1.0 / math.sqrt(max(len(distinct), 1))
         contributions = sorted(((f, self.weights[f] * scale) for f in present), key=lambda fc: -abs(fc[1]))
         z = self.bias + sum(c for _, c in contributions)
         return 1.0 / (1.0 + math.exp(-max(min(z, 30.0), -30.0))), contributions

@@ -177,7 +177,8 @@ class Matcher:
         self._terms: dict[str, int] = {}  #: term label → pattern id
         self._refs: dict[str, _EntityRefs] = {}
         self._rules: list[tuple[Rule, _Eval, frozenset[str] | None, list[frozenset[str]]]] = []
-        #: rule index → (candidate evaluator, its required labels, the topic model)
+        self._candidate_evals: dict[str, _Eval] = {}  #: rule id → its compiled candidate query
+        #: rule index → (candidate evaluator, its required labels, the topic model), for rules with a model
         self._candidates: dict[int, tuple[_Eval, list[frozenset[str]], classifier.TopicModel]] = {}
         self._rule_refs: dict[str, list[str]] = {}  #: rule id → entity labels of its queries (model features)
         extra_anchors: dict[int, frozenset[str] | None] = {}
@@ -196,9 +197,12 @@ class Matcher:
                     used.add(_ref_label(n))
             self._rule_refs[rule.id] = sorted(used)
             self._rules.append((rule, _compile(node), _anchor(node), _required(node)))
+            if candidate is None:
+                continue
+            self._candidate_evals[rule.id] = _compile(candidate)
             topic = model.get(rule.id) if model is not None else None
-            if candidate is not None and topic is not None:
-                self._candidates[i] = (_compile(candidate), _required(candidate), topic)
+            if topic is not None:
+                self._candidates[i] = (self._candidate_evals[rule.id], _required(candidate), topic)
                 extra_anchors[i] = _anchor(candidate)
         self._coref = (
             _Coref(self, ruleset) if any(e.refer_as or e.pronouns for e in ruleset.entities.values()) else None
@@ -300,8 +304,8 @@ class Matcher:
         i = next(n for n, r in enumerate(self._rules) if r[0].id == rule_id)
         rule, evaluator = self._rules[i][0], self._rules[i][1]
         query = _score(rule, evaluator, doc, hits) is not None
-        node = self.ruleset.candidates.get(rule_id)
-        cand = node is not None and _score(replace(rule, threshold=0.0), _compile(node), doc, hits) is not None
+        candidate = self._candidate_evals.get(rule_id)
+        cand = candidate is not None and _score(replace(rule, threshold=0.0), candidate, doc, hits) is not None
         return query, cand, self._features(rule_id, doc, hits)
 
     def _features(self, rule_id: str, doc: Doc, hits: dict[str, list[Hit]]) -> list[str]:
@@ -375,16 +379,19 @@ class _Coref:
                 self.referents.setdefault(pid, []).append(coref.Referent(kind, frozenset(ids), nearby))
         # Who can be an antecedent: organisations (their people count as them), people, and groups
         # (after "lawmakers", "she" is none of the catalogue's people).
-        self.named: list[tuple[_EntityRefs, str, tuple[str, ...]]] = []  #: (names, as entity, kinds)
+        #: (names of one entity, the (kind, entity) timelines each of its mentions joins): a person is resolved
+        #: once and counts as itself among people and as its organisation among organisations.
+        self.named: list[tuple[_EntityRefs, tuple[tuple[str, str], ...]]] = []
         for ent in entities.values():
             if ent.type == coref.ORG:
-                self.named.append((matcher._single(ent, "=" + ent.id), ent.id, (coref.ORG,)))
+                targets: tuple[tuple[str, str], ...] = ((coref.ORG, ent.id),)
             elif ent.type == coref.PERSON:
-                self.named.append((matcher._single(ent, "=" + ent.id), ent.id, (coref.PERSON,)))
-                for org in ent.related_to[:1]:
-                    self.named.append((matcher._single(ent, "=" + ent.id), org, (coref.ORG,)))
+                targets = ((coref.PERSON, ent.id), *((coref.ORG, org) for org in ent.related_to[:1]))
             elif ent.type == "group" and ent.names:
-                self.named.append((matcher._single(ent, "=" + ent.id), ent.id, (coref.ORG, coref.PERSON)))
+                targets = ((coref.ORG, ent.id), (coref.PERSON, ent.id))
+            else:
+                continue
+            self.named.append((matcher._single(ent, "=" + ent.id), targets))
 
     def resolve(self, doc: Doc, where: _Where) -> dict[str, list[tuple[int, int]]]:
         raw = where.raw
@@ -392,12 +399,12 @@ class _Coref:
         if not occurrences:
             return {}
         mentions: dict[str, list[tuple[tuple[int, int], str]]] = {coref.ORG: [], coref.PERSON: []}
-        for refs, as_entity, kinds in self.named:
+        for refs, targets in self.named:
             if not any(raw.get(pid) for pid, _, _ in refs.names):
                 continue
             for s, e, _ in _resolve_entities(where, refs, ""):
-                for kind in kinds:
-                    mentions[kind].append(((s, e), as_entity))
+                for kind, entity in targets:
+                    mentions[kind].append(((s, e), entity))
         timelines = {kind: coref.Timeline(found) for kind, found in mentions.items() if found}
         return coref.resolve(timelines, occurrences, doc.paragraph_of)
 
