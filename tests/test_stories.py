@@ -16,6 +16,8 @@ from typing import Any
 from unittest.mock import ANY
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import select, text
 
 from tests.conftest import DATA, SHARED
@@ -23,7 +25,7 @@ from tests.storyeval import DEV, evaluate, evaluate_clusters
 from tracker.grouping import StoryGrouper
 from tracker.models import Item
 from tracker.store import Store
-from tracker.stories import Assignment, Signature, StoryIndex, group, signature
+from tracker.stories import Assignment, Signature, StoryIndex, _dots, _Sparse, _Vocab, cosine, group, signature
 from tracker.storydb import StoryPlacement, list_stories, signatures
 from tracker.types import Article, FeedSource, Match, TextSource
 
@@ -476,3 +478,50 @@ def test_refresh_loads_items_another_writer_stored_just_before(store: Store) -> 
     wire_copy = ("Corvel trams ordered by Fenwick Rail", TRAMS[1] + " The Dunmore Courier contributed.")
     placement = first.place(sig(*wire_copy), T0 + timedelta(minutes=3))
     assert placement.assignment.role == "copy" and placement.assignment.story_id == x
+
+
+# -- the batch dot products behind assignment ---------------------------------------------------
+
+_WORDS = st.lists(st.sampled_from([f"w{i}" for i in range(40)]), max_size=25, unique=True)
+
+
+@given(st.lists(_WORDS, min_size=1, max_size=8), _WORDS, st.randoms(use_true_random=False))
+@pytest.mark.parametrize("few", [0, 100])
+def test_batch_dots_equal_the_plain_cosine(
+    few: int, indexed: list[list[str]], query: list[str], rnd: random.Random
+) -> None:
+    """Whatever the overlap (none, some, all, empty vectors), the vectorized dot products of a
+    query against many indexed vectors are the plain cosine of each pair."""
+    vocab = _Vocab()
+    vectors = [{w: round(rnd.random(), 5) for w in words} for words in indexed]
+    sparse = [_Sparse(v, vocab) for v in vectors]
+    q = {w: round(rnd.random(), 5) for w in query}
+    got = _dots(sparse, vocab.query(q), few=few)  # numpy (0) and the plain loop (100)
+    assert got == pytest.approx([cosine(v, q) for v in vectors], abs=1e-5)
+
+
+def test_vocabulary_compaction_keeps_assignments(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long-running index forgets the words of pruned items; what it still holds is found as before."""
+    import tracker.stories as stories
+
+    monkeypatch.setattr(stories, "VOCAB_SLACK", 0)
+    monkeypatch.setattr(stories, "VOCAB_PER_ITEM", 1)
+    t0 = datetime(2026, 3, 1, tzinfo=UTC)
+    index = StoryIndex()
+    old = signature("Quarry workers in Zembla strike over pay", "Zembla quarry strike pay dispute " * 20)
+    index.add(1, 1, t0, old)
+    late = t0 + timedelta(days=30)
+    kept = signature(
+        "Orvieto council approves the Marlowe bridge",
+        "The Orvieto council approved the Marlowe bridge on Tuesday after a long debate about tolls.",
+    )
+    index.add(2, 2, late, kept)
+    before = len(index._vocab.ids)
+    assert index.prune(late - timedelta(days=1)) == 1
+    assert len(index._vocab.ids) < before  # compacted: the strike's words are gone
+    rewrite = signature(
+        "Marlowe bridge approved by Orvieto council",
+        "Orvieto's council voted on Tuesday to approve the Marlowe bridge, ending a debate over tolls.",
+    )
+    found = index.assign(rewrite, late)
+    assert (found.story_id, found.role) == (2, "update")

@@ -37,7 +37,6 @@ from __future__ import annotations
 import math
 import re
 import sys
-from array import array
 from collections import Counter
 from collections.abc import Iterable
 from contextlib import suppress
@@ -58,6 +57,9 @@ INDEX_TERMS = 12  #: words of each vector put in the inverted index
 QUOTE_GRAM = 4
 FIGURE_WEIGHT = 5.0  #: the rarity given to a figure ("49,000", "6.1%")
 MIN_RARITY = 0.5
+VOCAB_SLACK = 100_000  #: words the index may remember beyond its items' before it compacts
+VOCAB_PER_ITEM = 4 * TEXT_TERMS
+FEW_CANDIDATES = 8  #: below this many, dot products are computed one by one
 
 _TOKEN = re.compile(r"\w[\w'’.,%-]*\w|\w")
 _EDGE = ".,'’-"
@@ -235,27 +237,73 @@ class Assignment:
     merges: tuple[int, ...] = ()
 
 
-class _Vector:
-    """A signature vector kept compactly: interned words and 32-bit weights."""
+class _Sparse:
+    """A signature vector kept compactly for batch dot products: vocabulary ids (int32) and
+    weights (float32), plus the words themselves (interned) for headline agreement."""
 
-    __slots__ = ("weights", "words")
+    __slots__ = ("ids", "weights", "words")
 
-    def __init__(self, vector: dict[str, float]) -> None:
+    def __init__(self, vector: dict[str, float], vocab: _Vocab) -> None:
+        import numpy as np
+
         self.words = tuple(sys.intern(w) for w in vector)
-        self.weights = array("f", vector.values())
+        self.ids = np.fromiter((vocab.id(w) for w in self.words), dtype=np.int32, count=len(self.words))
+        self.weights = np.fromiter(vector.values(), dtype=np.float32, count=len(self.words))
 
-    def dot(self, other: dict[str, float]) -> float:
-        return sum(x * other.get(w, 0.0) for w, x in zip(self.words, self.weights, strict=True))
+
+class _Vocab:
+    """Word → small integer, for the words of the indexed vectors."""
+
+    __slots__ = ("ids",)
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+
+    def id(self, word: str) -> int:
+        found = self.ids.get(word)
+        if found is None:
+            found = self.ids[word] = len(self.ids)
+        return found
+
+    def query(self, vector: dict[str, float]) -> tuple[Any, Any, dict[str, float]]:
+        """The known words of ``vector`` as (sorted ids, their weights, the vector); unknown
+        words are in no indexed vector, so they add nothing to a dot product."""
+        import numpy as np
+
+        pairs = sorted((i, x) for w, x in vector.items() if (i := self.ids.get(w)) is not None)
+        ids = np.fromiter((i for i, _ in pairs), dtype=np.int32, count=len(pairs))
+        weights = np.fromiter((x for _, x in pairs), dtype=np.float64, count=len(pairs))
+        return ids, weights, vector
+
+
+def _dots(vectors: list[_Sparse], query: tuple[Any, Any, dict[str, float]], few: int = FEW_CANDIDATES) -> list[float]:
+    """The dot product of ``query`` (from ``_Vocab.query``) with each of ``vectors``, at once."""
+    import numpy as np
+
+    q_ids, q_weights, q_dict = query
+    if len(vectors) < few:  # numpy's overhead outweighs a few short loops
+        return [sum(x * q_dict.get(w, 0.0) for w, x in zip(v.words, v.weights.tolist(), strict=True)) for v in vectors]
+    if not len(q_ids):
+        return [0.0] * len(vectors)
+    ids = np.concatenate([v.ids for v in vectors])
+    weights = np.concatenate([v.weights for v in vectors]).astype(np.float64)
+    where = np.minimum(np.searchsorted(q_ids, ids), len(q_ids) - 1)
+    products = np.where(q_ids[where] == ids, q_weights[where] * weights, 0.0)
+    sizes = np.fromiter((len(v.ids) for v in vectors), dtype=np.int64, count=len(vectors))
+    # np.add.reduceat misreads empty segments: sum with a cumulative total instead.
+    total = np.concatenate(([0.0], np.cumsum(products)))
+    ends = np.cumsum(sizes)
+    return [float(x) for x in total[ends] - total[ends - sizes]]
 
 
 class _Entry:
     __slots__ = ("headline", "keys", "lean", "lede", "quotes", "story_id", "text", "when")
 
-    def __init__(self, story_id: int, when: datetime, sig: Signature) -> None:
+    def __init__(self, story_id: int, when: datetime, sig: Signature, vocab: _Vocab) -> None:
         self.story_id = story_id
         self.when = when
-        self.lede = _Vector(sig.lede)
-        self.text = _Vector(sig.text)
+        self.lede = _Sparse(sig.lede, vocab)
+        self.text = _Sparse(sig.text, vocab)
         self.quotes = sig.quotes
         self.headline = sig.headline
         self.keys = tuple(sys.intern(k) for k in _index_keys(sig))
@@ -281,6 +329,7 @@ class StoryIndex:
     _members: dict[int, set[int]] = field(default_factory=dict)  #: story → its indexed items
     _starts: dict[int, datetime] = field(default_factory=dict)  #: story → its earliest indexed item
     _lsh: Any = None
+    _vocab: _Vocab = field(default_factory=_Vocab)
 
     def __post_init__(self) -> None:
         from datasketch import MinHashLSH
@@ -310,12 +359,13 @@ class StoryIndex:
         if best is not None:
             return Assignment(self._entries[best[1]].story_id, "copy", best[1], round(best[0], 3), "near-duplicate")
         matched: dict[int, tuple[float, int, str]] = {}  # story → best (score, item, reason)
-        for item_id in self._candidates(sig):
-            entry = self._entries[item_id]
-            if abs(entry.when - when) > p.window:
-                continue
-            lede = entry.lede.dot(sig.lede)
-            text = entry.text.dot(sig.text) if lede < p.sure_lede else 1.0
+        found = [i for i in self._candidates(sig) if abs(self._entries[i].when - when) <= p.window]
+        entries = [self._entries[i] for i in found]
+        ledes = _dots([e.lede for e in entries], self._vocab.query(sig.lede))
+        texts = _dots([e.text for e in entries], self._vocab.query(sig.text))
+        for item_id, entry, lede, text in zip(found, entries, ledes, texts, strict=True):
+            if lede >= p.sure_lede:
+                text = 1.0
             quoted = bool(sig.quotes & entry.quotes)
             if lede >= p.same_lede:
                 score, reason = lede, "lede"
@@ -369,7 +419,7 @@ class StoryIndex:
     def add(self, item_id: int, story_id: int, when: datetime, sig: Signature) -> None:
         if item_id in self._entries:
             return
-        entry = _Entry(story_id, when, sig)
+        entry = _Entry(story_id, when, sig, self._vocab)
         self._entries[item_id] = entry
         self._members.setdefault(story_id, set()).add(item_id)
         self._starts[story_id] = min(when, self._starts.get(story_id, when))
@@ -401,7 +451,18 @@ class StoryIndex:
                         del self._postings[key]
             if entry.lean is not None:
                 self._lsh.remove(item_id)
+        if len(self._vocab.ids) > VOCAB_SLACK + VOCAB_PER_ITEM * len(self._entries):
+            self._compact_vocab()  # a long-running index forgets the words of items long gone
         return len(old)
+
+    def _compact_vocab(self) -> None:
+        import numpy as np
+
+        vocab = _Vocab()
+        for entry in self._entries.values():
+            for vector in (entry.lede, entry.text):
+                vector.ids = np.fromiter((vocab.id(w) for w in vector.words), dtype=np.int32, count=len(vector.words))
+        self._vocab = vocab
 
 
 def _lean(data: bytes) -> LeanMinHash:
