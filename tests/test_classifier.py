@@ -64,12 +64,14 @@ def rules_dir(tmp_path: Path) -> Path:
 
 def test_training_separates_the_classes_and_explains_itself(rules_dir: Path, corpus: list[dict[str, object]]) -> None:
     matcher = Matcher(load_rules([rules_dir]))
-    feats = [matcher.inspect("acme-fights", str(d["title"]), str(d["text"]))[2] for d in corpus]
+    feats = [matcher.inspect("acme-fights", str(d["title"]), str(d["text"])).features for d in corpus]
     topic = classifier.train_topic(feats, [bool(d["labels"]) for d in corpus])
     p_yes, why = topic.probability(
-        matcher.inspect("acme-fights", "Acme news", "Acme lobbies against foreign rivals.")[2]
+        matcher.inspect("acme-fights", "Acme news", "Acme lobbies against foreign rivals.").features
     )
-    p_no, _ = topic.probability(matcher.inspect("acme-fights", "Acme news", "Acme buys parts from foreign rivals.")[2])
+    p_no, _ = topic.probability(
+        matcher.inspect("acme-fights", "Acme news", "Acme buys parts from foreign rivals.").features
+    )
     assert p_yes > 0.5 > p_no
     assert why[0][1] > 0 and "lobbies" in {w for w, c in why if c > 0} | {w for w, _ in why[:10]}
 
@@ -131,3 +133,52 @@ def test_rules_train_and_match_through_the_cli(
         [*run, "rules", "train", "--corpus", str(tmp_path / "nope.jsonl")], capture_output=True, text=True
     )
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
+
+
+def test_cutoffs_are_chosen_on_held_out_folds_and_stay_in_their_ranges() -> None:
+    """The query over-matches (its false positives read like the negatives), the candidate
+    misses, and some positives satisfy neither query but carry the topic's words: cross-
+    validation should find a veto and an "alone" cut-off, each within its allowed range."""
+    rng = random.Random(3)
+    docs, positive, query, candidate, gate = [], [], [], [], []
+    for i in range(240):
+        pos = i % 2 == 0
+        topical = ["lobbies", "resists", "warns", "objects"] if pos else ["buys", "sells", "ships", "rents"]
+        words = ["acme", "rivals", *rng.sample(topical, 2)]
+        kind = i % 6
+        docs.append(classifier.features([*words, f"noise{rng.randrange(50)}"]))
+        positive.append(pos)
+        query.append(kind in (0, 1))  # half the positives (0) and a third of the negatives (1)
+        candidate.append(kind in (2, 3))
+        gate.append(True)
+    cut = classifier.choose_cutoffs(docs, positive, query, candidate, gate)
+    assert classifier.MIN_THRESHOLD <= cut.threshold <= 1.0
+    assert 0.0 < cut.veto <= classifier.MAX_VETO  # the query's false positives are rejected
+    assert classifier.MIN_ALONE <= cut.alone <= 1.0  # positives outside both queries are found
+    # Without the gate, nothing is confirmed outside the candidate query.
+    assert classifier.choose_cutoffs(docs, positive, query, candidate).alone == classifier.NEVER
+
+
+def test_the_model_vetoes_a_query_and_confirms_alone_within_the_gate(rules_dir: Path) -> None:
+    """A model with a veto and an ``alone`` cut-off: a true query the model is sure is wrong is
+    dropped; a text with the candidate's entities but no paragraph satisfying it is confirmed
+    when the model is sure (with its evidence and words); without those entities, never."""
+    topic = classifier.TopicModel(
+        bias=-2.0,
+        threshold=0.5,
+        weights={"lobbies": 10.0, "against": 6.0, "buys": -8.0, "parts": -6.0},
+        veto=0.2,
+        alone=0.6,
+    )
+    classifier.dump(classifier.Model(topics={"acme-fights": topic}), rules_dir / classifier.MODEL_FILE)
+    matcher = Matcher(load_rules([rules_dir]))
+    # The query is true ("fight"), but the article is about buying parts: vetoed.
+    assert matcher.match("Acme news", "Acme buys parts to fight foreign rivals.") == []
+    assert [m.rule for m in matcher.match("Acme news", "Acme will fight against foreign rivals.")] == ["acme-fights"]
+    # Acme and the rivals in different paragraphs: the candidate is false, the model alone confirms.
+    found = matcher.match("Acme news", "Acme lobbies against them.\n\nAnalysts say foreign rivals are worried.")
+    assert [m.rule for m in found] == ["acme-fights"]
+    assert found[0].model is not None and found[0].model >= 0.6 and "lobbies" in found[0].model_words
+    assert {e.term for e in found[0].evidence} == {"@acme", "@rivals"} and found[0].snippets
+    # Without the rivals anywhere, the model is never asked.
+    assert matcher.match("Acme news", "Acme lobbies against the plan.") == []

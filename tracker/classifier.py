@@ -5,6 +5,9 @@ carry a ``candidate`` query, looser than its query (the topic's actors are there
 the phrasing the query asks for). When the query is false and the candidate is true, the
 topic's model reads the article and confirms it when its probability reaches the model's
 threshold; the match then says so (``Match.model``) and names the words that weighed most.
+Two more cut-offs, each chosen by cross-validation and off unless it helps: ``veto`` rejects
+a true query the model is all but sure is wrong, and ``alone`` confirms an article whose
+candidate query is false but whose candidate entities occur in it, when the model is sure.
 
 The model is logistic regression over binary features — the article's words and word pairs
 (lower-cased, without the commonest function words) and the entities and terms the rules
@@ -18,13 +21,15 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 MODEL_FILE = "model.json"
 MODEL_VERSION = 1
+NEVER = 1.01  #: a probability cut-off that is never reached
 #: Words too common to carry a topic (they only add noise to a small model).
 STOPWORDS = frozenset(
     [
@@ -145,8 +150,23 @@ MAX_FEATURES = 20_000
 @dataclass(frozen=True, slots=True)
 class TopicModel:
     bias: float
-    threshold: float
+    threshold: float  #: a true candidate query is confirmed at this probability
     weights: Mapping[str, float] = field(default_factory=dict)
+    #: a true query is rejected below this probability (0: never)
+    veto: float = 0.0
+    #: the article is confirmed at this probability even where no paragraph satisfies the candidate
+    #: query, as long as the entities that query needs occur in it (above 1: never)
+    alone: float = NEVER
+    _keys: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_keys", frozenset(self.weights))
+
+    def p(self, features: Collection[str]) -> float:
+        """P(topic) alone (``probability`` without the explanation: no sorting)."""
+        known = (features if isinstance(features, (set, frozenset)) else set(features)) & self._keys
+        z = self.bias + sum(map(self.weights.__getitem__, known)) / math.sqrt(max(len(features), 1))
+        return 1.0 / (1.0 + math.exp(-max(min(z, 30.0), -30.0)))
 
     def probability(self, features: Iterable[str]) -> tuple[float, list[tuple[str, float]]]:
         """P(topic) and the features that pushed it most (by contribution, strongest first)."""
@@ -168,25 +188,22 @@ class Model:
 
 
 def features(words: Sequence[str], labels: Iterable[str] = ()) -> list[str]:
-    """Binary features of a document: its words and adjacent word pairs (lower-case, stopwords
-    dropped; a pair does not span a paragraph break) and the rule labels found in it."""
-    out: set[str] = set(labels)
-    prev = ""
-    for w in words:
-        if not w[:1].isalnum():
-            prev = ""  # a paragraph separator
-            continue
-        w = w.lower()
-        if w in STOPWORDS or w.isdigit():
-            prev = ""
-            continue
-        out.add(w)
-        if prev:
-            out.add(prev + " " + w)
-        prev = w
-        if len(out) >= MAX_FEATURES:
-            break
-    return sorted(out)
+    """Binary features of a document, sorted: ``word_features`` and the rule labels found in it."""
+    return sorted(word_features(words).union(labels))
+
+
+def word_features(words: Sequence[str], *, lowered: bool = False) -> set[str]:
+    """A document's words and adjacent word pairs (lower-case, stopwords and numbers dropped; a
+    pair does not span a dropped token or a paragraph break), from at most ``MAX_FEATURES // 2``
+    tokens (``lowered``: they are lower-case already)."""
+    stop = STOPWORDS
+    head = words[: MAX_FEATURES // 2]
+    tokens = head if lowered else [w.lower() for w in head]
+    kept = [w if w[:1].isalnum() and w not in stop and not w.isdigit() else "" for w in tokens]
+    out = set(kept)
+    out.update([f"{a} {b}" for a, b in pairwise(kept) if a and b])
+    out.discard("")
+    return out
 
 
 def load(path: Path) -> Model:
@@ -196,7 +213,13 @@ def load(path: Path) -> Model:
     topics = {}
     for rule_id, t in data["topics"].items():
         weights = {str(k): float(v) for k, v in dict(t["weights"]).items()}
-        topics[str(rule_id)] = TopicModel(bias=float(t["bias"]), threshold=float(t["threshold"]), weights=weights)
+        topics[str(rule_id)] = TopicModel(
+            bias=float(t["bias"]),
+            threshold=float(t["threshold"]),
+            weights=weights,
+            veto=float(t.get("veto", 0.0)),
+            alone=float(t.get("alone", NEVER)),
+        )
     return Model(topics=topics, trained_on=tuple(str(x) for x in data.get("trained_on", [])))
 
 
@@ -208,6 +231,8 @@ def dump(model: Model, path: Path) -> None:
             rule_id: {
                 "bias": round(t.bias, 6),
                 "threshold": t.threshold,
+                "veto": t.veto,
+                "alone": t.alone,
                 "weights": {k: round(v, 6) for k, v in sorted(t.weights.items())},
             }
             for rule_id, t in sorted(model.topics.items())
@@ -219,20 +244,22 @@ def dump(model: Model, path: Path) -> None:
 #: L2 penalty of the fit (features are unit-length vectors, so this is on their scale).
 L2 = 0.1
 #: No threshold below this is chosen (an unsure model confirms nothing).
-MIN_THRESHOLD = 0.3
+MIN_THRESHOLD = 0.4
+#: A query is rejected only when the model is at least this sure it is wrong.
+MAX_VETO = 0.25
+#: An article without a true candidate query is confirmed only at this probability or higher.
+MIN_ALONE = 0.5
 
 
-def choose_threshold(
-    docs: Sequence[Sequence[str]],
-    positive: Sequence[bool],
-    query: Sequence[bool],
-    candidate: Sequence[bool],
-    *,
-    folds: int = 5,
-) -> float:
-    """The probability above which candidates are confirmed: the one that gives the rule plus its
-    confirmed candidates the best F1 on held-out folds (ties: the higher). 1.01 (never) when no
-    threshold does better than the rule alone."""
+@dataclass(frozen=True, slots=True)
+class Cutoffs:
+    threshold: float = NEVER
+    veto: float = 0.0
+    alone: float = NEVER
+
+
+def out_of_fold(docs: Sequence[Collection[str]], positive: Sequence[bool], *, folds: int = 5) -> list[float]:
+    """Each document's probability from a model fitted without its fold."""
     n = len(docs)
     oof = [0.0] * n
     for k in range(folds):
@@ -242,24 +269,73 @@ def choose_threshold(
         model = train_topic([docs[i] for i in train], [positive[i] for i in train], threshold=0.5)
         for i in range(k, n, folds):
             oof[i] = model.probability(docs[i])[0]
+    return oof
 
-    def f1(t: float) -> float:
-        pred = [q or (c and p >= t) for q, c, p in zip(query, candidate, oof, strict=True)]
-        tp = sum(1 for a, b in zip(pred, positive, strict=True) if a and b)
-        fp = sum(1 for a, b in zip(pred, positive, strict=True) if a and not b)
-        fn = sum(1 for a, b in zip(pred, positive, strict=True) if b and not a)
+
+def choose_cutoffs(
+    docs: Sequence[Collection[str]],
+    positive: Sequence[bool],
+    query: Sequence[bool],
+    candidate: Sequence[bool],
+    gate: Sequence[bool] | None = None,
+    *,
+    folds: int = 5,
+) -> Cutoffs:
+    """The model's three cut-offs, each the one that gives the rule with the model the best F1
+    on held-out folds (ties: the more cautious), chosen in turn:
+
+    - ``threshold`` (≥ ``MIN_THRESHOLD``): confirm a true candidate query;
+    - ``veto`` (≤ ``MAX_VETO``): reject a true query the model finds very unlikely;
+    - ``alone`` (≥ ``MIN_ALONE``): confirm an article whose candidate query is false but whose
+      ``gate`` is true (the entities that query needs occur somewhere in it).
+
+    A cut-off that does no better than without it is left at "never"."""
+    gate = gate if gate is not None else [False] * len(docs)
+    oof = out_of_fold(docs, positive, folds=folds)
+    rows = list(zip(query, candidate, gate, oof, strict=True))
+    grid = sorted({round(p, 3) for p in oof})
+
+    def f1(t: float, v: float, a: float) -> float:
+        pred = [(q and p >= v) or (c and p >= t) or (g and p >= a) for q, c, g, p in rows]
+        tp = sum(1 for x, y in zip(pred, positive, strict=True) if x and y)
+        fp = sum(1 for x, y in zip(pred, positive, strict=True) if x and not y)
+        fn = sum(1 for x, y in zip(pred, positive, strict=True) if y and not x)
         return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
 
-    best_t, best = 1.01, f1(1.01)
-    for t in sorted({round(p, 3) for p in oof if p >= MIN_THRESHOLD}, reverse=True):
-        score = f1(t)
-        if score > best + 1e-9:
-            best_t, best = t, score
-    return best_t
+    def best(score: Any, values: Iterable[float], start: float) -> float:
+        chosen, top = start, score(start)
+        for value in values:
+            got = score(value)
+            if got > top + 1e-9:
+                chosen, top = value, got
+        return chosen
+
+    t = best(lambda x: f1(x, 0.0, NEVER), (p for p in reversed(grid) if p >= MIN_THRESHOLD), NEVER)
+    v = best(lambda x: f1(t, x, NEVER), (p for p in grid if p <= MAX_VETO), 0.0)
+    a = best(lambda x: f1(t, v, x), (p for p in reversed(grid) if p >= max(MIN_ALONE, t)), NEVER)
+    return Cutoffs(threshold=t, veto=v, alone=a)
+
+
+def choose_threshold(
+    docs: Sequence[Collection[str]],
+    positive: Sequence[bool],
+    query: Sequence[bool],
+    candidate: Sequence[bool],
+    *,
+    folds: int = 5,
+) -> float:
+    """The candidate threshold alone (see ``choose_cutoffs``)."""
+    return choose_cutoffs(docs, positive, query, candidate, folds=folds).threshold
 
 
 def train_topic(
-    docs: Sequence[Sequence[str]], positive: Sequence[bool], *, l2: float = L2, min_df: int = 2, threshold: float = 0.5
+    docs: Sequence[Collection[str]],
+    positive: Sequence[bool],
+    *,
+    l2: float = L2,
+    min_df: int = 2,
+    threshold: float = 0.5,
+    cutoffs: Cutoffs | None = None,
 ) -> TopicModel:
     """Logistic regression (L2) on binary unit-length features, fitted by Newton's method on the
     vocabulary of features in at least ``min_df`` documents. numpy is imported here only."""
@@ -296,4 +372,8 @@ def train_topic(
         if float(np.abs(d).max()) < 1e-6:
             break
     weights = {f: float(w[i]) for f, i in index.items() if abs(w[i]) >= 0.01}
-    return TopicModel(bias=float(w[-1]), threshold=threshold, weights=weights)
+    if cutoffs is None:
+        return TopicModel(bias=float(w[-1]), threshold=threshold, weights=weights)
+    return TopicModel(
+        bias=float(w[-1]), threshold=cutoffs.threshold, weights=weights, veto=cutoffs.veto, alone=cutoffs.alone
+    )

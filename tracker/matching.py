@@ -168,6 +168,16 @@ class _Ctx:
         self.near: list[_NearFound] = []
 
 
+@dataclass(frozen=True, slots=True)
+class Inspection:
+    """What a rule's queries say of one article, for training its topic model."""
+
+    query: bool  #: the rule's query is true
+    candidate: bool  #: its candidate query is true
+    gate: bool  #: the entities its candidate query needs occur in the article
+    features: set[str]  #: what the model reads
+
+
 class Matcher:
     """A RuleSet compiled for matching. Build once, call ``match`` for every article."""
 
@@ -180,6 +190,7 @@ class Matcher:
         self._candidate_evals: dict[str, _Eval] = {}  #: rule id → its compiled candidate query
         #: rule index → (candidate evaluator, its required labels, the topic model), for rules with a model
         self._candidates: dict[int, tuple[_Eval, list[frozenset[str]], classifier.TopicModel]] = {}
+        self._word_features: tuple[Doc | None, frozenset[str]] = (None, frozenset())
         self._rule_refs: dict[str, list[str]] = {}  #: rule id → entity labels of its queries (model features)
         extra_anchors: dict[int, frozenset[str] | None] = {}
         model = ruleset.model
@@ -280,25 +291,23 @@ class Matcher:
     def match(self, title: str, text: str) -> list[Match]:
         doc = _index(title, text)
         hits = self._hits(doc)
-        candidates = set(self._always)
-        for label in hits:
-            candidates.update(self._anchored.get(label, ()))
         present = set(hits)
+        candidates = self._anchored_rules(present)
         out = []
         for i in sorted(candidates):
             rule, evaluator, _, required = self._rules[i]
             m = None
             if not any(need.isdisjoint(present) for need in required):  # else a part it cannot do without is absent
                 m = _score(rule, evaluator, doc, hits)
-            if m is None and i in self._candidates:
-                m = self._confirm(i, doc, hits, present)
+            if i in self._candidates:
+                m = self._confirm(i, doc, hits, present) if m is None else self._vet(i, m, doc, hits)
             if m is not None:
                 out.append(m)
         return out
 
-    def inspect(self, rule_id: str, title: str, text: str) -> tuple[bool, bool, list[str]]:
-        """For training the topic model of ``rule_id``: (its query is true, its candidate query is true,
-        the features the model reads)."""
+    def inspect(self, rule_id: str, title: str, text: str) -> Inspection:
+        """For training the topic model of ``rule_id``: what its queries say of an article, and
+        the features the model reads."""
         doc = _index(title, text)
         hits = self._hits(doc)
         i = next(n for n, r in enumerate(self._rules) if r[0].id == rule_id)
@@ -306,25 +315,68 @@ class Matcher:
         query = _score(rule, evaluator, doc, hits) is not None
         candidate = self._candidate_evals.get(rule_id)
         cand = candidate is not None and _score(replace(rule, threshold=0.0), candidate, doc, hits) is not None
-        return query, cand, self._features(rule_id, doc, hits)
+        present = set(hits)
+        gate = (
+            candidate is not None
+            and i in self._anchored_rules(present)
+            and not any(need.isdisjoint(present) for need in _required(self.ruleset.candidates[rule_id]))
+        )
+        return Inspection(query, cand, gate, self._features(rule_id, doc, hits))
 
-    def _features(self, rule_id: str, doc: Doc, hits: dict[str, list[Hit]]) -> list[str]:
-        return classifier.features(doc.lower, (label for label in self._rule_refs.get(rule_id, ()) if label in hits))
+    def _anchored_rules(self, present: set[str]) -> set[int]:
+        found = set(self._always)
+        for label in present:
+            found.update(self._anchored.get(label, ()))
+        return found
+
+    def _features(self, rule_id: str, doc: Doc, hits: dict[str, list[Hit]]) -> set[str]:
+        """What the model of ``rule_id`` reads: the document's words and word pairs (computed once
+        per document, whichever rules ask) and the rule's labels found in it."""
+        seen, words = self._word_features
+        if seen is not doc:
+            words = frozenset(classifier.word_features(doc.lower, lowered=True))
+            self._word_features = (doc, words)  # one tuple: safe to share between threads
+        return set(words.union(label for label in self._rule_refs.get(rule_id, ()) if label in hits))
 
     def _confirm(self, i: int, doc: Doc, hits: dict[str, list[Hit]], present: set[str]) -> Match | None:
-        """The rule's candidate query, confirmed by its topic model (None when either says no)."""
+        """The rule's candidate query confirmed by its topic model; or, where no paragraph satisfies
+        that query but the entities it needs occur, the model alone when it is sure enough (its
+        ``alone`` cut-off). None when neither holds."""
         evaluator, required, topic = self._candidates[i]
         if any(need.isdisjoint(present) for need in required):
             return None
         rule = self._rules[i][0]
         found = _score(replace(rule, threshold=0.0), evaluator, doc, hits)
-        if found is None:
+        if found is None and topic.alone > 1.0:
             return None
-        p, contributions = topic.probability(self._features(rule.id, doc, hits))
-        if p < topic.threshold:
+        feats = self._features(rule.id, doc, hits)
+        p = topic.p(feats)
+        if p < (topic.threshold if found is not None else topic.alone):
             return None
+        p, contributions = topic.probability(feats)  # only for a match: the words that weighed most
         words = tuple(f for f, c in contributions if c > 0)[:8]
-        return replace(found, score=max(found.score, rule.threshold), model=round(p, 3), model_words=words)
+        if found is not None:
+            return replace(found, score=max(found.score, rule.threshold), model=round(p, 3), model_words=words)
+        # The evidence is where the entities the candidate needs first occur.
+        firsts = (min((hits[label][0] for label in need if label in hits), key=itemgetter(0)) for need in required)
+        evidence = sorted(set(firsts))
+        return Match(
+            rule=rule.id,
+            score=rule.threshold,
+            terms=tuple(dict.fromkeys(doc.full[doc.span(s)[0] : doc.span(e - 1)[1]] for s, e, _ in evidence)),
+            snippets=_snippets(doc, evidence),
+            rule_hash=rule.content_hash,
+            evidence=tuple(_evidence(doc, h) for h in evidence),
+            model=round(p, 3),
+            model_words=words,
+        )
+
+    def _vet(self, i: int, found: Match, doc: Doc, hits: dict[str, list[Hit]]) -> Match | None:
+        """A true query, unless the rule's topic model is all but sure it is wrong (its ``veto``)."""
+        topic = self._candidates[i][2]
+        if topic.veto <= 0.0:
+            return found
+        return None if topic.p(self._features(found.rule, doc, hits)) < topic.veto else found
 
     def explain_miss(self, rule_id: str, title: str, text: str) -> list[str]:
         """For a document the rule does not match: what is missing, from the closest branch of

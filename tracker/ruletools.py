@@ -69,17 +69,19 @@ def read_labeled(path: Path) -> list[dict[str, Any]]:
 
 def train_model(matcher: Matcher, docs: Sequence[Mapping[str, Any]], sources: Sequence[str]) -> classifier.Model:
     """A topic model for every rule with a candidate query, fitted on labeled documents
-    (``tracker rules train``). Its threshold is chosen by 5-fold cross-validation: the one at which
-    the rule together with the confirmed candidates scores the best F1 on the held-out folds."""
+    (``tracker rules train``). Its cut-offs are chosen by 5-fold cross-validation: those at which
+    the rule together with the model scores the best F1 on the held-out folds."""
     topics = {}
     for rule_id in sorted(matcher.ruleset.candidates):
         seen = [matcher.inspect(rule_id, str(d.get("title") or ""), str(d.get("text") or "")) for d in docs]
-        feats = [f for _, _, f in seen]
+        feats = [s.features for s in seen]
         positive = [rule_id in (d.get("labels") or []) for d in docs]
         if not any(positive) or all(positive):
             continue
-        threshold = classifier.choose_threshold(feats, positive, [q for q, _, _ in seen], [c for _, c, _ in seen])
-        topics[rule_id] = classifier.train_topic(feats, positive, threshold=threshold)
+        cutoffs = classifier.choose_cutoffs(
+            feats, positive, [s.query for s in seen], [s.candidate for s in seen], [s.gate for s in seen]
+        )
+        topics[rule_id] = classifier.train_topic(feats, positive, cutoffs=cutoffs)
     return classifier.Model(topics=topics, trained_on=tuple(sources))
 
 
