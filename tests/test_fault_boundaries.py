@@ -129,7 +129,8 @@ def _inject(monkeypatch: pytest.MonkeyPatch, stage: str, exc: type[BaseException
     elif stage == "story placement":
         wrap(StoryGrouper, "place", lambda self, sig, when: when.date() == date(2026, 2, 11))
     elif stage == "store":
-        wrap(Store, "add_item", lambda self, article, *a, **kw: _chosen(article.url))
+        # Every write of an article goes through here, in a batch or on its own.
+        wrap(Store, "_add_item", lambda self, conn, article, *a, **kw: _chosen(article.url))
     else:
         raise AssertionError(stage)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +189,21 @@ class OrderedStore(Store):
     def record_fetch(self, feed: Any, outcome: Any) -> None:
         self.log.append(("record", feed.id))
         super().record_fetch(feed, outcome)
+
+    @contextmanager
+    def batch(self) -> Iterator[Any]:
+        """Links written in a batch are noted when the batch commits (that is when they exist)."""
+        linked: list[int] = []
+        with super().batch() as writer:
+            plain = writer.link_source
+
+            def link_source(item_id: int, feed_id: int, entry_url: str | None, guid: str | None) -> bool:
+                linked.append(feed_id)
+                return plain(item_id, feed_id, entry_url, guid)
+
+            writer.link_source = link_source  # type: ignore[method-assign]
+            yield writer
+        self.log.extend(("link", f) for f in linked)
 
 
 def test_a_feed_is_recorded_only_after_its_shared_entry_is_linked(store: Store, http_server: HTTPServer) -> None:

@@ -44,6 +44,13 @@ class StoryGrouper:
             return
         self._loaded_from = since
 
+    def reset(self) -> None:
+        """Forget the index (after a write that was rolled back: it may hold items that were
+        never stored); it is loaded again from the store when next asked."""
+        self.index = StoryIndex(self.params)
+        self._loaded_from = None
+        self._last_id = 0
+
     def refresh(self, now: datetime) -> None:
         """Forget what fell out of the window; load what other writers stored meanwhile."""
         horizon = now - 2 * self.params.window

@@ -33,9 +33,9 @@ from .grouping import StoryGrouper
 from .hostqueue import HostQueue
 from .matching import Matcher
 from .schedule import Plan, cache_hint, failure_weight, plan, retry_after, update_rate
-from .store import FeedOutcome, FeedState, Store, utcnow
+from .store import Batch, FeedOutcome, FeedState, Store, utcnow
 from .stories import Signature
-from .storydb import story_time
+from .storydb import StoryPlacement, story_time
 from .text import MAX_TEXT_CHARS, plain, truncate_text
 from .types import Article, CycleReport, FeedEntry, FeedReport, FetchResult, FetchStatus, Match, TextSource
 from .urls import canonicalize, host_of, outlet_host, redact, redact_text, same_site
@@ -45,6 +45,8 @@ logger = logging.getLogger(__name__)
 
 RECORD_BATCH = 200  #: feed outcomes without new items written per transaction
 RECORD_DELAY = 5.0  #: seconds such an outcome may wait for its batch
+WRITE_BATCH = 64  #: articles stored per transaction
+WRITE_DELAY = 0.5  #: seconds an extracted article may wait for its batch
 
 
 @dataclass
@@ -83,6 +85,17 @@ class _ArticleWork:
     link: str  #: canonical entry link
     page: FetchResult | None = None
     also: list[tuple[_FeedWork, FeedEntry]] = field(default_factory=list)  #: same link, other feeds
+
+
+@dataclass(slots=True)
+class _Written:
+    """An article stored by ``Cycle._write``, counted once its transaction is committed."""
+
+    art: _ArticleWork
+    article: Article
+    matches: list[Match]
+    created: bool
+    role: str | None  #: its story role, when new
 
 
 class _StageFailed(Exception):
@@ -183,6 +196,8 @@ class Cycle:
         self._in_flight_links: dict[str, _ArticleWork] = {}
         self._max_articles = max(4, 2 * fetcher.config.concurrency)
         self._articles_in_flight = 0
+        self._unwritten: list[tuple[_ArticleWork, Processed]] = []  #: extracted, waiting for their batch
+        self._unwritten_since = 0.0
 
     def run(self, feeds: Sequence[FeedState]) -> CycleReport:
         started = self.clock()
@@ -194,6 +209,7 @@ class Cycle:
                 works.append(work)
                 self._feed_queue.push(host_of(feed.url), work)
             self._drain()
+            self._flush_writes()
             self._flush_records()
         finally:
             # After an abandoned stop, fetch threads still running are not waited for.
@@ -228,7 +244,7 @@ class Cycle:
                 return done
 
     def _waiting(self) -> bool:
-        return bool(self._pending or self._feed_queue or self._page_queue or self._local)
+        return bool(self._pending or self._feed_queue or self._page_queue or self._local or self._unwritten)
 
     def _drain(self) -> None:
         self._start_work()
@@ -237,6 +253,10 @@ class Cycle:
                 break
             if self._unrecorded and time.monotonic() - self._unrecorded_since > RECORD_DELAY:
                 self._flush_records()  # well within any lease
+            if self._unwritten and (not self._pending or time.monotonic() - self._unwritten_since > WRITE_DELAY):
+                self._flush_writes()  # nothing else to wait for, or the batch has waited long enough
+                self._start_work()
+                continue
             for fut in self._completed(timeout=0.25 if self._pending else 0.05):
                 entry = self._pending.pop(fut, None)
                 if entry is None:
@@ -450,12 +470,43 @@ class Cycle:
         self._articles_in_flight -= 1
         try:
             processed = self._processed(art, fut)
-            if processed is not None:
-                self._store(art, *processed)
         except Exception as exc:  # noqa: BLE001 - one article: skipped, counted, its feed failed
             self._entry_fault(art.work, art.entry, exc)
-        finally:
+            processed = None
+        if processed is None:
             self._article_done(art)
+            return
+        # Stored with the next batch; its feed is finished (and its state recorded) only after.
+        if not self._unwritten:
+            self._unwritten_since = time.monotonic()
+        self._unwritten.append((art, processed))
+        if len(self._unwritten) >= WRITE_BATCH:
+            self._flush_writes()
+
+    def _flush_writes(self) -> None:
+        """Store the extracted articles waiting for their batch, in one transaction; when that
+        fails, one by one (each its own transaction), so one bad article costs only itself."""
+        batch, self._unwritten = self._unwritten, []
+        if not batch:
+            return
+        try:
+            try:
+                with self.store.batch() as writer:
+                    written = [self._write(art, *processed, writer=writer) for art, processed in batch]
+            except Exception as exc:  # noqa: BLE001 - the batch is rolled back: nothing of it was stored
+                logger.warning("storing a batch of %d articles failed (%s); storing them one by one", len(batch), exc)
+                self.grouper.reset()  # it may have indexed items that were rolled back
+                written = []
+                for art, processed in batch:
+                    try:
+                        written.append(self._write(art, *processed, writer=None))
+                    except Exception as one:  # noqa: BLE001 - one article: skipped, counted, its feed failed
+                        self._entry_fault(art.work, art.entry, one)
+            for done in written:
+                self._count(done)
+        finally:
+            for art, _ in batch:
+                self._article_done(art)
 
     def _processed(self, art: _ArticleWork, fut: Future[Processed]) -> Processed | None:
         """The worker's result; else the feed's text, processed here; None when even that raises."""
@@ -475,38 +526,58 @@ class Cycle:
             self._entry_fault(art.work, art.entry, exc, skipped=True)
             return None
 
-    def _store(self, art: _ArticleWork, article: Article, matches: list[Match], sig: Signature) -> None:
+    def _write(
+        self, art: _ArticleWork, article: Article, matches: list[Match], sig: Signature, *, writer: Batch | None
+    ) -> _Written:
+        """Store one article (in ``writer``'s transaction, or its own) and place it in a story."""
         work = art.work
         if len(article.text) > MAX_TEXT_CHARS:
             article = replace(article, text=truncate_text(article.text))
         raw = art.page.body if art.page and article.text_source is TextSource.EXTRACTED else None
-        with _stage("story placement"):
-            placement = self.grouper.place(sig, story_time(article.published, self.clock()))
+        when = story_time(article.published, self.clock())
+        placements: list[StoryPlacement] = []
+
+        def place() -> StoryPlacement:
+            with _stage("story placement"):
+                placements.append(self.grouper.place(sig, when))
+            return placements[-1]
+
+        feed_id, guid = work.feed.id, art.entry.guid or art.link
         with _stage("store"):
-            item_id, created = self.store.add_item(
-                article,
-                matches,
-                feed_id=work.feed.id,
-                entry_url=art.link,
-                guid=art.entry.guid or art.link,
-                raw_html=raw,
-                story=placement,
-            )
-        if article.text_source is TextSource.EXTRACTED:
+            if writer is not None:
+                item_id, created, story = writer.add_item(
+                    article, matches, feed_id=feed_id, entry_url=art.link, guid=guid, raw_html=raw, story=place
+                )
+            else:
+                item_id, created = self.store.add_item(
+                    article, matches, feed_id=feed_id, entry_url=art.link, guid=guid, raw_html=raw, story=place()
+                )
+                story = None
+        if created and placements:
+            with _stage("story placement"):
+                self.grouper.placed(item_id, placements[-1], story)
+        for other, entry in art.also:
+            with _stage("store"):
+                if writer is not None:
+                    writer.link_source(item_id, other.feed.id, art.link, entry.guid or art.link)
+                else:
+                    self.store.link_source(item_id, other.feed.id, art.link, entry.guid or art.link)
+        role = placements[-1].assignment.role if created and placements else None
+        return _Written(art, article, matches, created, role)
+
+    def _count(self, done: _Written) -> None:
+        """After the commit: the article's feed and the cycle's report count it."""
+        work = done.art.work
+        if done.article.text_source is TextSource.EXTRACTED:
             work.extracted += 1
         else:
             work.fallbacks += 1
-        if created:
-            with _stage("story placement"):
-                self.grouper.placed(item_id, placement)
-            role = placement.assignment.role
-            self.roles[role] = self.roles.get(role, 0) + 1
+        if done.created:
+            if done.role is not None:
+                self.roles[done.role] = self.roles.get(done.role, 0) + 1
             work.new += 1
-            for m in matches:
-                self.topics.setdefault(m.rule, []).append(article.title)
-        for other, entry in art.also:
-            with _stage("store"):
-                self.store.link_source(item_id, other.feed.id, art.link, entry.guid or art.link)
+            for m in done.matches:
+                self.topics.setdefault(m.rule, []).append(done.article.title)
 
     def _article_done(self, art: _ArticleWork) -> None:
         self._in_flight_links.pop(art.link, None)

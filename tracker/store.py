@@ -14,7 +14,8 @@ import random
 import sqlite3
 import time
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -493,55 +494,102 @@ class Store:
         ``story`` places the new item in a story (``tracker.grouping`` decides which);
         without it the item waits for ``StoryGrouper.catch_up``.
         """
-        now = utcnow()
-        digest = text_hash(article.text)
         for attempt in self._writes():
             with attempt as conn:
-                existing = conn.execute(select(Item.id).where(Item.url == article.url)).scalar()
-                if existing is None and len(article.text) >= MIN_DUPLICATE_TEXT:
-                    # The same article under another URL (a syndicated copy, a mirror): one item.
-                    existing = conn.execute(
-                        select(Item.id).where(Item.text_hash == digest).order_by(Item.id).limit(1)
-                    ).scalar()
-                if existing is not None:
-                    if feed_id is not None:
-                        self._link(conn, existing, feed_id, entry_url, guid)
-                    return existing, False
-                item_id = conn.execute(
-                    self._insert(Item.__table__)
-                    .values(
-                        url=article.url,
-                        guid=guid,
-                        title=article.title,
-                        author=article.author,
-                        published_at=article.published,
-                        site_name=article.site_name,
-                        language=article.language,
-                        text=article.text,
-                        text_source=article.text_source.value,
-                        text_hash=digest,
-                        raw_html=zlib.compress(raw_html, 6) if raw_html else None,
-                        final_url=article.final_url,
-                        host=outlet_host(article.url),
-                        fetched_at=now,
-                        entities=_entities(asdict(e) for m in matches for e in m.evidence),
-                    )
-                    .on_conflict_do_nothing(index_elements=["url"])
-                    .returning(Item.id)
-                ).scalar()
-                if item_id is None:
-                    # Another writer stored it between our check and insert: link instead.
-                    existing = conn.execute(select(Item.id).where(Item.url == article.url)).scalar_one()
-                    if feed_id is not None:
-                        self._link(conn, existing, feed_id, entry_url, guid)
-                    return existing, False
-                if feed_id is not None:
-                    self._link(conn, item_id, feed_id, entry_url, guid)
-                self._insert_matches(conn, item_id, matches, now, article.published or now)
-                if story is not None:
-                    place_item(conn, item_id, story)
-                return item_id, True
+                item_id, created, _ = self._add_item(
+                    conn,
+                    article,
+                    matches,
+                    feed_id=feed_id,
+                    entry_url=entry_url,
+                    guid=guid,
+                    raw_html=raw_html,
+                    story=lambda: story,
+                )
+                return item_id, created
         raise AssertionError("unreachable: _writes ends only after a committed attempt")
+
+    @contextmanager
+    def batch(self) -> Iterator[Batch]:
+        """One write transaction for many articles (``Batch.add_item``), committed when the block
+        ends, rolled back (nothing written) when it raises. On SQLite it takes the write lock at
+        once (BEGIN IMMEDIATE), waiting for another writer up to the busy timeout, so no statement
+        inside fails for a lock. The caller keeps what it added until the commit, and on an error
+        stores it again item by item (``add_item`` retries on locks)."""
+        with self.engine.connect() as conn:
+            try:
+                if self.engine.dialect.name == "sqlite":
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                    yield Batch(self, conn)
+                    conn.exec_driver_sql("COMMIT")
+                else:
+                    with conn.begin():
+                        yield Batch(self, conn)
+            except OperationalError as exc:
+                _rollback(conn)
+                raise StorageError(f"database error: {exc.orig}") from exc
+            except BaseException:
+                _rollback(conn)
+                raise
+
+    def _add_item(
+        self,
+        conn: Connection,
+        article: Article,
+        matches: Sequence[Match],
+        *,
+        feed_id: int | None,
+        entry_url: str | None,
+        guid: str | None,
+        raw_html: bytes | None,
+        story: Callable[[], StoryPlacement | None],
+    ) -> tuple[int, bool, int | None]:
+        """``add_item`` within ``conn``'s transaction; ``story`` is asked only for a new item.
+        Returns (item id, created, the story it was placed in or None)."""
+        now = utcnow()
+        digest = text_hash(article.text)
+        existing = conn.execute(select(Item.id).where(Item.url == article.url)).scalar()
+        if existing is None and len(article.text) >= MIN_DUPLICATE_TEXT:
+            # The same article under another URL (a syndicated copy, a mirror): one item.
+            existing = conn.execute(select(Item.id).where(Item.text_hash == digest).order_by(Item.id).limit(1)).scalar()
+        if existing is not None:
+            if feed_id is not None:
+                self._link(conn, existing, feed_id, entry_url, guid)
+            return existing, False, None
+        item_id = conn.execute(
+            self._insert(Item.__table__)
+            .values(
+                url=article.url,
+                guid=guid,
+                title=article.title,
+                author=article.author,
+                published_at=article.published,
+                site_name=article.site_name,
+                language=article.language,
+                text=article.text,
+                text_source=article.text_source.value,
+                text_hash=digest,
+                raw_html=zlib.compress(raw_html, 6) if raw_html else None,
+                final_url=article.final_url,
+                host=outlet_host(article.url),
+                fetched_at=now,
+                entities=_entities(asdict(e) for m in matches for e in m.evidence),
+            )
+            .on_conflict_do_nothing(index_elements=["url"])
+            .returning(Item.id)
+        ).scalar()
+        if item_id is None:
+            # Another writer stored it between our check and insert: link instead.
+            existing = conn.execute(select(Item.id).where(Item.url == article.url)).scalar_one()
+            if feed_id is not None:
+                self._link(conn, existing, feed_id, entry_url, guid)
+            return existing, False, None
+        if feed_id is not None:
+            self._link(conn, item_id, feed_id, entry_url, guid)
+        self._insert_matches(conn, item_id, matches, now, article.published or now)
+        placement = story()
+        placed = place_item(conn, item_id, placement) if placement is not None else None
+        return item_id, True, placed
 
     def _insert_matches(
         self, conn: Connection, item_id: int, matches: Sequence[Match], now: datetime, item_at: datetime | None
@@ -673,6 +721,53 @@ class Store:
             logger.info("database is locked (%s); retrying in %.2fs", attempt.error, delay)
             time.sleep(delay * random.uniform(0.5, 1.5))
             delay = min(delay * 2, 2.0)
+
+
+class Batch:
+    """Articles written in one transaction (``Store.batch``)."""
+
+    def __init__(self, store: Store, conn: Connection) -> None:
+        self._store = store
+        self._conn = conn
+
+    def add_item(
+        self,
+        article: Article,
+        matches: Sequence[Match],
+        *,
+        feed_id: int | None,
+        entry_url: str | None = None,
+        guid: str | None = None,
+        raw_html: bytes | None = None,
+        story: Callable[[], StoryPlacement | None] = lambda: None,
+    ) -> tuple[int, bool, int | None]:
+        """As ``Store.add_item``, in the batch's transaction; ``story`` is called only for a new
+        item, right before it is placed (so a story index sees the batch's earlier items).
+        Returns (item id, created, the story it was placed in or None)."""
+        return self._store._add_item(
+            self._conn,
+            article,
+            matches,
+            feed_id=feed_id,
+            entry_url=entry_url,
+            guid=guid,
+            raw_html=raw_html,
+            story=story,
+        )
+
+    def link_source(self, item_id: int, feed_id: int, entry_url: str | None, guid: str | None) -> bool:
+        return self._store._link(self._conn, item_id, feed_id, entry_url, guid)
+
+
+def _rollback(conn: Connection) -> None:
+    """Undo a batch's open transaction; a connection that is already broken is just closed."""
+    try:
+        if conn.engine.dialect.name == "sqlite":
+            conn.exec_driver_sql("ROLLBACK")
+        else:
+            conn.rollback()
+    except Exception:
+        logger.debug("rollback of a failed batch", exc_info=True)
 
 
 def _entities(evidence: Iterable[Mapping[str, Any]]) -> str | None:
