@@ -16,7 +16,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -251,6 +251,28 @@ class FeedOutcome:
 class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._statements: dict[str, Any] = {}
+
+    def _statement(self, name: str) -> Any:
+        """The hot path's statements, built once per store (SQLAlchemy then reuses their compiled
+        form and cache key instead of building a statement for every article)."""
+        stmt = self._statements.get(name)
+        if stmt is None:
+            stmt = self._statements[name] = self._build(name)
+        return stmt
+
+    def _build(self, name: str) -> Any:
+        if name == "item_by_url":
+            return select(Item.id).where(Item.url == bindparam("b_url"))
+        if name == "item_by_hash":
+            return select(Item.id).where(Item.text_hash == bindparam("b_hash")).order_by(Item.id).limit(1)
+        if name == "insert_item":
+            return self._insert(Item.__table__).on_conflict_do_nothing(index_elements=["url"]).returning(Item.id)
+        if name == "insert_source":
+            return self._insert(ItemSource.__table__).on_conflict_do_nothing()
+        if name == "insert_matches":
+            return self._insert(RuleMatch.__table__)
+        raise KeyError(name)
 
     @property
     def url(self) -> str:
@@ -470,9 +492,8 @@ class Store:
 
     def _link(self, conn: Connection, item_id: int, feed_id: int, entry_url: str | None, guid: str | None) -> bool:
         result = conn.execute(
-            self._insert(ItemSource.__table__)
-            .values(item_id=item_id, feed_id=feed_id, entry_url=entry_url, guid=guid, seen_at=utcnow())
-            .on_conflict_do_nothing()
+            self._statement("insert_source"),
+            {"item_id": item_id, "feed_id": feed_id, "entry_url": entry_url, "guid": guid, "seen_at": utcnow()},
         )
         return bool(result.rowcount)
 
@@ -548,39 +569,37 @@ class Store:
         Returns (item id, created, the story it was placed in or None)."""
         now = utcnow()
         digest = text_hash(article.text)
-        existing = conn.execute(select(Item.id).where(Item.url == article.url)).scalar()
+        existing = conn.execute(self._statement("item_by_url"), {"b_url": article.url}).scalar()
         if existing is None and len(article.text) >= MIN_DUPLICATE_TEXT:
             # The same article under another URL (a syndicated copy, a mirror): one item.
-            existing = conn.execute(select(Item.id).where(Item.text_hash == digest).order_by(Item.id).limit(1)).scalar()
+            existing = conn.execute(self._statement("item_by_hash"), {"b_hash": digest}).scalar()
         if existing is not None:
             if feed_id is not None:
                 self._link(conn, existing, feed_id, entry_url, guid)
             return existing, False, None
         item_id = conn.execute(
-            self._insert(Item.__table__)
-            .values(
-                url=article.url,
-                guid=guid,
-                title=article.title,
-                author=article.author,
-                published_at=article.published,
-                site_name=article.site_name,
-                language=article.language,
-                text=article.text,
-                text_source=article.text_source.value,
-                text_hash=digest,
-                raw_html=zlib.compress(raw_html, 6) if raw_html else None,
-                final_url=article.final_url,
-                host=outlet_host(article.url),
-                fetched_at=now,
-                entities=_entities(asdict(e) for m in matches for e in m.evidence),
-            )
-            .on_conflict_do_nothing(index_elements=["url"])
-            .returning(Item.id)
+            self._statement("insert_item"),
+            {
+                "url": article.url,
+                "guid": guid,
+                "title": article.title,
+                "author": article.author,
+                "published_at": article.published,
+                "site_name": article.site_name,
+                "language": article.language,
+                "text": article.text,
+                "text_source": article.text_source.value,
+                "text_hash": digest,
+                "raw_html": zlib.compress(raw_html, 6) if raw_html else None,
+                "final_url": article.final_url,
+                "host": outlet_host(article.url),
+                "fetched_at": now,
+                "entities": _entities({"term": e.term, "text": e.text} for m in matches for e in m.evidence),
+            },
         ).scalar()
         if item_id is None:
             # Another writer stored it between our check and insert: link instead.
-            existing = conn.execute(select(Item.id).where(Item.url == article.url)).scalar_one()
+            existing = conn.execute(self._statement("item_by_url"), {"b_url": article.url}).scalar_one()
             if feed_id is not None:
                 self._link(conn, existing, feed_id, entry_url, guid)
             return existing, False, None
@@ -596,7 +615,7 @@ class Store:
     ) -> None:
         if matches:
             rows = [_match_row(item_id, m, now, item_at) for m in matches]
-            conn.execute(self._insert(RuleMatch.__table__), rows)
+            conn.execute(self._statement("insert_matches"), rows)
 
     # -- re-tagging ------------------------------------------------------------------------
 
@@ -785,7 +804,9 @@ def _entities(evidence: Iterable[Mapping[str, Any]]) -> str | None:
 def _evidence_rows(m: Match) -> list[dict[str, Any]]:
     """The evidence of a match as stored; a confirmation by the topic model is one more entry
     (``field`` "model": its probability and the words that weighed most), shown by ``tracker explain``."""
-    rows = [asdict(e) for e in m.evidence]
+    rows: list[dict[str, Any]] = [
+        {"term": e.term, "text": e.text, "field": e.field, "start": e.start, "end": e.end} for e in m.evidence
+    ]
     if m.model is not None:
         rows.append(
             {

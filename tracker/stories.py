@@ -116,17 +116,23 @@ def _stem(word: str) -> str:
 
 def terms(text: str, limit: int | None = None) -> list[str]:
     """The content words of ``text`` (or of its first ``limit`` words), normalized."""
-    stop = _stopwords()
     tokens = _TOKEN.findall(text)
-    out = []
-    for token in tokens[:limit] if limit else tokens:
-        bare = token.strip(_EDGE)
-        word = bare.lower().removesuffix("'s").removesuffix("’s")
-        # two-letter words count only as figures or acronyms ("GM", "EV", "EU")
-        if not word or word in stop or (len(word) < 3 and not (word.isdigit() or bare.isupper())):
-            continue
-        out.append(_stem(_SAME_WORD.get(word, word)))
-    return out
+    return _terms(tokens[:limit] if limit else tokens)
+
+
+def _terms(tokens: Iterable[str]) -> list[str]:
+    return [t for t in map(_term, tokens) if t is not None]
+
+
+@lru_cache(maxsize=200_000)
+def _term(token: str) -> str | None:
+    """One token as a content word (None: a stop word, or too short to count)."""
+    bare = token.strip(_EDGE)
+    word = bare.lower().removesuffix("'s").removesuffix("’s")
+    # two-letter words count only as figures or acronyms ("GM", "EV", "EU")
+    if not word or word in _stopwords() or (len(word) < 3 and not (word.isdigit() or bare.isupper())):
+        return None
+    return _stem(_SAME_WORD.get(word, word))
 
 
 def weigh(words: Iterable[str], keep: int | None = None) -> dict[str, float]:
@@ -179,22 +185,38 @@ class Signature:
 def signature(title: str, text: str) -> Signature:
     from datasketch import LeanMinHash, MinHash
 
-    tokens = [t.lower() for t in _TOKEN.findall(text)]
+    found = _TOKEN.findall(text)
+    tokens = [t.lower() for t in found]
     minhash = b""  # too short to call anything a copy of it (an empty text, a one-line summary)
     if len(tokens) >= MIN_COPY_WORDS:
-        mh = MinHash(num_perm=NUM_PERM, seed=7)
+        permutations, scheme = _permutations()
+        mh = MinHash(num_perm=NUM_PERM, seed=7, permutations=permutations, scheme=scheme)
         mh.update_batch([" ".join(tokens[i : i + SHINGLE]).encode() for i in range(len(tokens) - SHINGLE + 1)])
         lean = LeanMinHash(mh)
         buf = bytearray(lean.bytesize())
         lean.serialize(buf)
         minhash = bytes(buf)
+    # Terms are per token, so the lede's are the text's first ones: each token is read once.
+    headline = _terms(_TOKEN.findall(title))
+    lede = _terms(found[:LEDE_WORDS])
+    rest = _terms(found[LEDE_WORDS:])
     return Signature(
         minhash=minhash,
-        lede=weigh(terms(title) + terms(text, LEDE_WORDS)),
-        text=weigh(terms(title) + terms(text), keep=TEXT_TERMS),
+        lede=weigh(headline + lede),
+        text=weigh(headline + lede + rest, keep=TEXT_TERMS),
         quotes=quote_grams(text),
-        headline=_shares(terms(title)),
+        headline=_shares(headline),
     )
+
+
+@lru_cache(maxsize=1)
+def _permutations() -> Any:
+    """The MinHash permutations for seed 7, and their scheme (the same every time: drawn once
+    per process rather than for every article)."""
+    from datasketch import MinHash
+
+    first = MinHash(num_perm=NUM_PERM, seed=7)
+    return first.permutations, first.scheme
 
 
 def _shares(words: list[str]) -> dict[str, float]:

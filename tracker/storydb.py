@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Integer, Text, column, func, insert, select, table, update
+from sqlalchemy import Engine, Integer, Text, bindparam, column, func, insert, select, table, update
 from sqlalchemy.engine import Connection
 
 from .models import Feed, Item, ItemSignature, ItemSource, RuleMatch, UTCDateTime
@@ -28,6 +28,15 @@ class StoryPlacement:
     at: datetime
 
 
+_STORY_OF = select(Item.story_id).where(Item.id == bindparam("b_item"))
+_PLACE = (
+    update(Item)
+    .where(Item.id == bindparam("b_item"))
+    .values(story_id=bindparam("b_story"), story_role=bindparam("b_role"), story_at=bindparam("b_at"))
+)
+_SIGNATURE = insert(ItemSignature)
+
+
 def place_item(conn: Connection, item_id: int, placement: StoryPlacement) -> int:
     """Record an item's story (a new one: its own id) and signature; merge stories it joins.
     Returns the story id.
@@ -38,19 +47,13 @@ def place_item(conn: Connection, item_id: int, placement: StoryPlacement) -> int
     found = placement.assignment
     story = item_id
     if found.story_id is not None:
-        current = (
-            conn.execute(select(Item.story_id).where(Item.id == found.item_id)).scalar()
-            if found.item_id is not None
-            else None
-        )
+        current = conn.execute(_STORY_OF, {"b_item": found.item_id}).scalar() if found.item_id is not None else None
         story = current if current is not None else found.story_id
-    conn.execute(
-        update(Item).where(Item.id == item_id).values(story_id=story, story_role=found.role, story_at=placement.at)
-    )
+    conn.execute(_PLACE, {"b_item": item_id, "b_story": story, "b_role": found.role, "b_at": placement.at})
     if found.merges:
         conn.execute(update(Item).where(Item.story_id.in_(found.merges), Item.story_id != story).values(story_id=story))
     sig = placement.signature
-    conn.execute(insert(ItemSignature).values(item_id=item_id, minhash=sig.minhash, terms=json.dumps(sig.to_json())))
+    conn.execute(_SIGNATURE, {"item_id": item_id, "minhash": sig.minhash, "terms": json.dumps(sig.to_json())})
     return story
 
 
