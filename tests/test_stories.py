@@ -496,7 +496,7 @@ def test_batch_dots_equal_the_plain_cosine(
     vectors = [{w: round(rnd.random(), 5) for w in words} for words in indexed]
     sparse = [_Sparse(v, vocab) for v in vectors]
     q = {w: round(rnd.random(), 5) for w in query}
-    got = _dots(sparse, vocab.query(q), few=few)  # numpy (0) and the plain loop (100)
+    got = _dots(sparse, vocab.query(q), vocab, few=few)  # numpy (0) and the plain loop (100)
     assert got == pytest.approx([cosine(v, q) for v in vectors], abs=1e-5)
 
 

@@ -276,10 +276,20 @@ class _Sparse:
 class _Vocab:
     """Word → small integer, for the words of the indexed vectors."""
 
-    __slots__ = ("ids",)
+    __slots__ = ("_dense", "ids")
 
     def __init__(self) -> None:
         self.ids: dict[str, int] = {}
+        self._dense: Any = None
+
+    def dense(self) -> Any:
+        """A zeroed float64 array with a slot per known word (kept and grown; callers put back
+        the zeros they overwrite)."""
+        import numpy as np
+
+        if self._dense is None or len(self._dense) < len(self.ids):
+            self._dense = np.zeros(max(1024, 2 * len(self.ids)))
+        return self._dense
 
     def id(self, word: str) -> int:
         found = self.ids.get(word)
@@ -298,8 +308,10 @@ class _Vocab:
         return ids, weights, vector
 
 
-def _dots(vectors: list[_Sparse], query: tuple[Any, Any, dict[str, float]], few: int = FEW_CANDIDATES) -> list[float]:
-    """The dot product of ``query`` (from ``_Vocab.query``) with each of ``vectors``, at once."""
+def _dots(
+    vectors: list[_Sparse], query: tuple[Any, Any, dict[str, float]], vocab: _Vocab, few: int = FEW_CANDIDATES
+) -> list[float]:
+    """The dot product of ``query`` (from ``vocab.query``) with each of ``vectors``, at once."""
     import numpy as np
 
     q_ids, q_weights, q_dict = query
@@ -308,9 +320,13 @@ def _dots(vectors: list[_Sparse], query: tuple[Any, Any, dict[str, float]], few:
     if not len(q_ids):
         return [0.0] * len(vectors)
     ids = np.concatenate([v.ids for v in vectors])
-    weights = np.concatenate([v.weights for v in vectors]).astype(np.float64)
-    where = np.minimum(np.searchsorted(q_ids, ids), len(q_ids) - 1)
-    products = np.where(q_ids[where] == ids, q_weights[where] * weights, 0.0)
+    weights = np.concatenate([v.weights for v in vectors])
+    dense = vocab.dense()
+    dense[q_ids] = q_weights  # the query over the whole vocabulary: a gather instead of a search
+    try:
+        products = dense[ids] * weights
+    finally:
+        dense[q_ids] = 0.0
     sizes = np.fromiter((len(v.ids) for v in vectors), dtype=np.int64, count=len(vectors))
     # np.add.reduceat misreads empty segments: sum with a cumulative total instead.
     total = np.concatenate(([0.0], np.cumsum(products)))
@@ -383,8 +399,8 @@ class StoryIndex:
         matched: dict[int, tuple[float, int, str]] = {}  # story → best (score, item, reason)
         found = [i for i in self._candidates(sig) if abs(self._entries[i].when - when) <= p.window]
         entries = [self._entries[i] for i in found]
-        ledes = _dots([e.lede for e in entries], self._vocab.query(sig.lede))
-        texts = _dots([e.text for e in entries], self._vocab.query(sig.text))
+        ledes = _dots([e.lede for e in entries], self._vocab.query(sig.lede), self._vocab)
+        texts = _dots([e.text for e in entries], self._vocab.query(sig.text), self._vocab)
         for item_id, entry, lede, text in zip(found, entries, ledes, texts, strict=True):
             if lede >= p.sure_lede:
                 text = 1.0
