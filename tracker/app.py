@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,7 +86,9 @@ def poll_once(config: Config, store: Store | None = None, *, all_feeds: bool = T
     """One full cycle over the configured feeds (all of them, or only those due)."""
     ready = prepare(config, store)
     feeds = ready.feeds if all_feeds else ready.store.feeds(due_at=utcnow())
-    with Fetcher(config.fetch) as fetcher, make_extractor(config, ready.matcher) as extractor:
+    # The extraction workers start with the first new article (``Cycle``): a cycle in which
+    # every feed is unchanged never spends seconds starting them.
+    with Fetcher(config.fetch) as fetcher, closing(make_extractor(config, ready.matcher)) as extractor:
         return run_cycle(
             ready.store, fetcher, ready.matcher, extractor, config.poll, feeds=feeds, grouper=ready.grouper
         )

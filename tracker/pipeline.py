@@ -196,6 +196,7 @@ class Cycle:
         self._in_flight_links: dict[str, _ArticleWork] = {}
         self._max_articles = max(4, 2 * fetcher.config.concurrency)
         self._articles_in_flight = 0
+        self._workers_started = False
         self._unwritten: list[tuple[_ArticleWork, Processed]] = []  #: extracted, waiting for their batch
         self._unwritten_since = 0.0
 
@@ -420,6 +421,9 @@ class Cycle:
                 work.pending += 1
                 continue
             work.queued += 1
+            if not self._workers_started:
+                self._workers_started = True
+                self._start_workers()  # they import and warm up while the first pages are fetched
             art = _ArticleWork(work=work, entry=entry, link=link)
             self._in_flight_links[link] = art
             work.pending += 1
@@ -439,6 +443,15 @@ class Cycle:
         except Exception as exc:  # noqa: BLE001 - the fetch of one page: the feed text remains
             self._entry_fault(art.work, art.entry, _StageFailed("article fetch", exc))
         self._submit_extract(art)
+
+    def _start_workers(self) -> None:
+        start = getattr(self.extractor, "start", None)  # test doubles may have none
+        if start is None:
+            return
+        try:
+            start()
+        except Exception as exc:  # noqa: BLE001 - submitting will try again and fall back to the feed text
+            logger.warning("extraction workers did not start: %s", _describe(exc))
 
     def _submit_extract(self, art: _ArticleWork) -> None:
         job = self._job(art)

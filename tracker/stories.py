@@ -369,11 +369,15 @@ class StoryIndex:
     _lsh: Any = None
     _vocab: _Vocab = field(default_factory=_Vocab)
 
-    def __post_init__(self) -> None:
-        from datasketch import MinHashLSH
+    def lsh(self) -> Any:
+        """The MinHash LSH index, made at first use: importing datasketch takes most of a second,
+        which a command or a cycle that stores nothing should not pay."""
+        if self._lsh is None:
+            from datasketch import MinHashLSH
 
-        # LSH finds pairs near its threshold only half the time: look below the decision line.
-        self._lsh = MinHashLSH(threshold=self.params.near_duplicate * 0.6, num_perm=NUM_PERM)
+            # LSH finds pairs near its threshold only half the time: look below the decision line.
+            self._lsh = MinHashLSH(threshold=self.params.near_duplicate * 0.6, num_perm=NUM_PERM)
+        return self._lsh
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -387,7 +391,7 @@ class StoryIndex:
         best: tuple[float, int] | None = None
         if sig.minhash:
             lean = _lean(sig.minhash)
-            for key in self._lsh.query(lean):
+            for key in self.lsh().query(lean):
                 entry = self._entries.get(key)
                 if entry is None or entry.lean is None or abs(entry.when - when) > p.window:
                     continue
@@ -467,7 +471,7 @@ class StoryIndex:
             if len(posting) > self.params.posting_limit:
                 del posting[0]
         if entry.lean is not None:
-            self._lsh.insert(item_id, entry.lean, check_duplication=False)
+            self.lsh().insert(item_id, entry.lean, check_duplication=False)
 
     def prune(self, before: datetime) -> int:
         """Forget the items older than ``before``; returns how many."""
@@ -488,7 +492,7 @@ class StoryIndex:
                     if not posting:
                         del self._postings[key]
             if entry.lean is not None:
-                self._lsh.remove(item_id)
+                self.lsh().remove(item_id)
         if len(self._vocab.ids) > VOCAB_SLACK + VOCAB_PER_ITEM * len(self._entries):
             self._compact_vocab()  # a long-running index forgets the words of items long gone
         return len(old)
