@@ -6,31 +6,35 @@ from collections.abc import Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import Config, FetchConfig
 from .errors import ConfigError, FetchError
-from .extract import ExtractJob, build_article
-from .fetching import Fetcher
-from .grouping import StoryGrouper
-from .matching import Matcher
-from .migrate import upgrade
-from .pipeline import run_cycle
 from .rules import load_rules
 from .store import FeedState, Store, make_engine, utcnow
 from .types import Article, CycleReport
-from .workers import Extractor
+
+# The stages are imported where they are used: a read command that only opens the store
+# (``tracker status``) does not pay for fetching, extraction, matching and grouping.
+if TYPE_CHECKING:
+    from .grouping import StoryGrouper
+    from .matching import Matcher
+    from .workers import Extractor
 
 
 def open_store(config: Config, *, migrate: bool = True) -> Store:
     """Engine for the configured database, upgraded to the current schema."""
     engine = make_engine(config.database_url)
     if migrate:
+        from .migrate import upgrade
+
         upgrade(engine)
     return Store(engine)
 
 
 def load_matcher(config: Config) -> Matcher:
+    from .matching import Matcher
+
     return Matcher(load_rules(config.rule_paths))
 
 
@@ -47,6 +51,8 @@ def prepare(config: Config, store: Store | None = None) -> Prepared:
     with the config."""
     # Rules and subscriptions are checked before the database is touched: a mistake in
     # either writes nothing.
+    from .grouping import StoryGrouper
+
     matcher = validate(config)
     store = store or open_store(config)
     store.adopt_rules((r.id, r.content_hash) for r in matcher.ruleset.rules)
@@ -78,12 +84,17 @@ def check_digest_rules(config: Config, rule_ids: set[str]) -> None:
 
 def make_extractor(config: Config, matcher: Matcher) -> Extractor:
     """The extraction workers, with the per-page budgets of ``[fetch]``."""
+    from .workers import Extractor
+
     fetch = config.fetch
     return Extractor(matcher, fetch.extract_workers, timeout=fetch.extract_timeout, memory_mb=fetch.extract_memory_mb)
 
 
 def poll_once(config: Config, store: Store | None = None, *, all_feeds: bool = True) -> CycleReport:
     """One full cycle over the configured feeds (all of them, or only those due)."""
+    from .fetching import Fetcher
+    from .pipeline import run_cycle
+
     ready = prepare(config, store)
     feeds = ready.feeds if all_feeds else ready.store.feeds(due_at=utcnow())
     # The extraction workers start with the first new article (``Cycle``): a cycle in which
@@ -96,6 +107,9 @@ def poll_once(config: Config, store: Store | None = None, *, all_feeds: bool = T
 
 def extract_sources(sources: Sequence[str], fetch: FetchConfig) -> Iterator[dict[str, Any]]:
     """`tracker extract`: build an Article from each file or URL, in order, as a JSON-ready dict."""
+    from .extract import ExtractJob, build_article
+    from .fetching import Fetcher
+
     fetcher: Fetcher | None = None
     try:
         for source in sources:

@@ -692,13 +692,14 @@ def restore(ctx: Context, backup: Path, yes: bool) -> None:
 def status(ctx: Context) -> None:
     """Is the service running; the last day of polling; feeds failing, parked or silent;
     per digest subscription the articles waiting, the last and the next send."""
-    from .app import load_matcher, open_store
+    from .app import open_store
+    from .rules import rule_ids
     from .status import render_status
     from .status import status as read_status
     from .store import utcnow
 
-    rule_ids = sorted(r.id for r in load_matcher(ctx.config).ruleset.rules)
-    click.echo(render_status(read_status(ctx.config, open_store(ctx.config), rule_ids, utcnow())))
+    ids = rule_ids(ctx.config.rule_paths)
+    click.echo(render_status(read_status(ctx.config, open_store(ctx.config), ids, utcnow())))
 
 
 @cli.group()

@@ -162,6 +162,16 @@ def rule_files(paths: Iterable[Path]) -> tuple[list[Path], list[Path]]:
     return rules, entities
 
 
+def rule_ids(paths: Iterable[Path]) -> list[str]:
+    """The ids the rule files declare, read without checking or compiling their queries (for
+    commands that only name the rules, such as ``tracker status``). Raises RuleError for a file
+    that cannot be read as TOML."""
+    rule_paths, _ = rule_files(paths)
+    budget = _Bytes()
+    found = (_read(path, budget)[1].get("id") for path in rule_paths)
+    return sorted({rid for rid in found if isinstance(rid, str)})
+
+
 def load_rules(paths: Iterable[Path]) -> RuleSet:
     """Load and validate every rule and entity file; raise the first RuleError found."""
     ruleset, errors = check_rules(paths)
