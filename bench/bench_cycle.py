@@ -1153,7 +1153,9 @@ def cold_cycle(config_path: Path, base: str, *, profile: Any = None) -> Cold:
 def warm_cycle(config_path: Path, base: str) -> tuple[float, str, str]:
     before = site_stats(base)
     t0 = time.perf_counter()
-    profiled = ["-m", "cProfile", "-o", os.environ["BENCH_WARM_PROFILE"]] if os.environ.get("BENCH_WARM_PROFILE") else []
+    profiled = (
+        ["-m", "cProfile", "-o", os.environ["BENCH_WARM_PROFILE"]] if os.environ.get("BENCH_WARM_PROFILE") else []
+    )
     run = subprocess.run(
         [sys.executable, *profiled, "-m", "tracker", "--config", str(config_path), "poll", "--once"],
         capture_output=True,
