@@ -316,18 +316,6 @@ def choose_cutoffs(
     return Cutoffs(threshold=t, veto=v, alone=a)
 
 
-def choose_threshold(
-    docs: Sequence[Collection[str]],
-    positive: Sequence[bool],
-    query: Sequence[bool],
-    candidate: Sequence[bool],
-    *,
-    folds: int = 5,
-) -> float:
-    """The candidate threshold alone (see ``choose_cutoffs``)."""
-    return choose_cutoffs(docs, positive, query, candidate, folds=folds).threshold
-
-
 def train_topic(
     docs: Sequence[Collection[str]],
     positive: Sequence[bool],

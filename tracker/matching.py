@@ -175,7 +175,7 @@ class Inspection:
     query: bool  #: the rule's query is true
     candidate: bool  #: its candidate query is true
     gate: bool  #: the entities its candidate query needs occur in the article
-    features: set[str]  #: what the model reads
+    features: frozenset[str]  #: what the model reads
 
 
 class Matcher:
@@ -329,14 +329,14 @@ class Matcher:
             found.update(self._anchored.get(label, ()))
         return found
 
-    def _features(self, rule_id: str, doc: Doc, hits: dict[str, list[Hit]]) -> set[str]:
+    def _features(self, rule_id: str, doc: Doc, hits: dict[str, list[Hit]]) -> frozenset[str]:
         """What the model of ``rule_id`` reads: the document's words and word pairs (computed once
         per document, whichever rules ask) and the rule's labels found in it."""
         seen, words = self._word_features
         if seen is not doc:
             words = frozenset(classifier.word_features(doc.lower, lowered=True))
             self._word_features = (doc, words)  # one tuple: safe to share between threads
-        return set(words.union(label for label in self._rule_refs.get(rule_id, ()) if label in hits))
+        return words.union(label for label in self._rule_refs.get(rule_id, ()) if label in hits)
 
     def _confirm(self, i: int, doc: Doc, hits: dict[str, list[Hit]], present: set[str]) -> Match | None:
         """The rule's candidate query confirmed by its topic model; or, where no paragraph satisfies
