@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -42,6 +44,27 @@ def test_upgrade_creates_schema_matching_models(tmp_path: Path) -> None:
     assert diff == []
     # Running it again is a no-op.
     assert upgrade(engine) == (head_revision(), head_revision())
+
+
+def test_head_constant_is_alembics_head() -> None:
+    """``migrate.HEAD`` lets a database at the newest schema open without importing alembic;
+    a new migration must move it."""
+    from tracker.migrate import HEAD
+
+    assert HEAD == head_revision()
+
+
+def test_opening_a_current_database_does_not_import_alembic(tmp_path: Path) -> None:
+    db = tmp_path / "db.sqlite"
+    upgrade(make_engine(f"sqlite:///{db}"))
+    code = (
+        "import sys\n"
+        "from tracker.store import make_engine\n"
+        "from tracker.migrate import upgrade, HEAD\n"
+        f"assert upgrade(make_engine('sqlite:///{db}')) == (HEAD, HEAD)\n"
+        "assert not [m for m in sys.modules if m.startswith('alembic')], 'alembic imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_sqlite_pragmas(store: Store) -> None:

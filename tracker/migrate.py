@@ -29,10 +29,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import cast
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+from typing import TYPE_CHECKING
+
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
@@ -41,10 +39,22 @@ from sqlalchemy.pool import NullPool
 from . import resources
 from .errors import SchemaVersionError, StorageError
 
+# alembic (about a tenth of a second to import) is imported only when a schema is created or
+# changed, or a revision this module does not know is met: opening a database already at
+# ``HEAD`` reads its revision with one SELECT.
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 logger = logging.getLogger(__name__)
 
 
+#: The newest revision in db/migrations (a test checks it against alembic's own head).
+HEAD = "0007"
+
+
 def alembic_config() -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(resources.bundled("migrations")))
     cfg.set_main_option("file_template", "%%(year)d%%(month).2d%%(day).2d_%%(hour).2d%%(minute).2d_%%(rev)s_%%(slug)s")
@@ -52,6 +62,8 @@ def alembic_config() -> Config:
 
 
 def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None
     return head
@@ -68,7 +80,19 @@ _QUIET_WAIT = 1.0
 
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as conn:
+        return _revision(conn)
+
+
+def _revision(conn: Connection) -> str | None:
+    """The schema revision alembic recorded, or None for a database it never touched."""
+    if not conn.dialect.has_table(conn, "alembic_version"):
+        return None
+    rows = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    if len(rows) > 1:  # branches: this project has none, so let alembic say what it makes of it
+        from alembic.runtime.migration import MigrationContext
+
         return MigrationContext.configure(conn).get_current_revision()
+    return str(rows[0]) if rows else None
 
 
 def check(engine: Engine) -> None:
@@ -77,8 +101,10 @@ def check(engine: Engine) -> None:
 
 
 def _check_known(current: str | None) -> None:
-    if current is None:
+    if current is None or current == HEAD:
         return
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(alembic_config())
     try:
         script.get_revision(current)
@@ -96,6 +122,11 @@ def upgrade(engine: Engine, revision: str = "head", *, wait: float = MIGRATION_W
     another process holding the write lock (typically migrating the same database)."""
     seen = _first_read(engine, wait)
     _check_known(seen)
+    if revision == "head" and seen == HEAD:
+        return seen, HEAD  # the usual start: nothing to do, no lock taken, alembic not imported
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
     cfg = alembic_config()
     target_script = ScriptDirectory.from_config(cfg).get_revision(revision)
     assert target_script is not None
@@ -105,7 +136,7 @@ def upgrade(engine: Engine, revision: str = "head", *, wait: float = MIGRATION_W
     try:
         with _migration_transaction(engine, wait) as conn:
             # Read again under the lock: another process may have migrated while this one waited.
-            before = MigrationContext.configure(conn).get_current_revision()
+            before = _revision(conn)
             _check_known(before)
             if before != seen:
                 logger.info("another process upgraded the schema to %s while this one waited", before)
@@ -117,7 +148,7 @@ def upgrade(engine: Engine, revision: str = "head", *, wait: float = MIGRATION_W
                 command.upgrade(cfg, revision)
                 if sqlite:
                     _check_foreign_keys(conn, violations)
-            after = MigrationContext.configure(conn).get_current_revision()
+            after = _revision(conn)
     except StorageError:  # SchemaVersionError too
         raise
     except Exception as exc:

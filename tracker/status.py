@@ -8,7 +8,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from .config import Config
-from .delivery import last_scheduled
 from .digest import source_problems
 from .digestdb import fetch_stats, first_since, last_sent, pending_count, runs
 from .lock import holder_of, lock_path
@@ -20,6 +19,8 @@ def status(config: Config, store: Store, rule_ids: list[str], now: datetime) -> 
     holder = holder_of(path) if path is not None else None
     feeds = [f for f in store.feed_health() if f["active"]]
     digests = []
+    if config.digests:
+        from .delivery import last_scheduled  # the mail stack, only where there is mail
     for sub in config.digests:
         rules = rule_ids if "*" in sub.rules else list(sub.rules)
         floor = first_since(store.engine, sub.name) or now - timedelta(days=1)

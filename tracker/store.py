@@ -38,7 +38,6 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import OperationalError
 
@@ -281,7 +280,11 @@ class Store:
     def _insert(self, table: Any) -> Any:
         dialect = self.engine.dialect.name
         if dialect == "postgresql":
+            from sqlalchemy.dialects import postgresql  # only a PostgreSQL store loads its dialect
+
             return postgresql.insert(table)
+        from sqlalchemy.dialects import sqlite
+
         return sqlite.insert(table)
 
     # -- feeds ---------------------------------------------------------------------------
