@@ -51,7 +51,7 @@ def test_head_constant_is_alembics_head() -> None:
     a new migration must move it."""
     from tracker.migrate import HEAD
 
-    assert HEAD == head_revision()
+    assert head_revision() == HEAD
 
 
 def test_opening_a_current_database_does_not_import_alembic(tmp_path: Path) -> None:
