@@ -503,3 +503,46 @@ _QUERYISH = st.lists(
 @given(_QUERYISH)
 def test_parse_query_raises_only_syntax_errors_on_query_like_text(text: str) -> None:
     _parse_or_syntax_error(text)
+
+
+def test_shipped_parser_tables_are_current() -> None:
+    """The parser loads from tables built in advance (tracker/query_tables.json); after a change
+    to the grammar or an upgrade of lark they must be rebuilt, or every start builds them again."""
+    import json
+
+    from tracker import query
+
+    saved = json.loads(query.TABLES.read_text(encoding="utf-8"))
+    assert saved["key"] == query._tables_key(), (
+        "stale parser tables: python -c 'from tracker.query import save_tables; save_tables()'"
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'ford AND (geely OR byd) NOT "recall"',
+        '"joint venture" NEAR/5 @ford\n  AND case:"GM"',
+        "atleast(2, a, b, c)",
+        "partner* OR $list",
+        "a AND",
+        "(a OR b",
+        "a NEAR/x b",
+        "AND b",
+    ],
+)
+def test_parser_from_tables_is_the_built_parser(text: str) -> None:
+    """Same trees (with the positions errors point at) and the same errors, from either parser."""
+    from tracker import query
+
+    shipped, built = query._parser(), query._build_parser()
+
+    def outcome(parser: object) -> object:
+        try:
+            tree = parser.parse(text)  # type: ignore[attr-defined]
+        except Exception as exc:  # noqa: BLE001 - the error itself is what is compared
+            where = (getattr(exc, "line", None), getattr(exc, "column", None))
+            return type(exc).__name__, where, sorted(getattr(exc, "expected", None) or [])
+        return tree, [(t.meta.line, t.meta.column) for t in tree.iter_subtrees() if not t.meta.empty]
+
+    assert outcome(shipped) == outcome(built)

@@ -19,6 +19,7 @@ replaced. Inference is a dictionary look-up per feature: no numerical library is
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -182,6 +183,8 @@ class TopicModel:
 class Model:
     topics: Mapping[str, TopicModel]
     trained_on: tuple[str, ...] = ()
+    #: of the model file's bytes: a rule confirmed by the model changes when the file does
+    digest: str = ""
 
     def get(self, rule_id: str) -> TopicModel | None:
         return self.topics.get(rule_id)
@@ -207,7 +210,8 @@ def word_features(words: Sequence[str], *, lowered: bool = False) -> set[str]:
 
 
 def load(path: Path) -> Model:
-    data = json.loads(path.read_text(encoding="utf-8"))
+    raw = path.read_bytes()
+    data = json.loads(raw.decode("utf-8"))
     if not isinstance(data, dict) or data.get("version") != MODEL_VERSION or not isinstance(data.get("topics"), dict):
         raise ValueError(f"not a version-{MODEL_VERSION} topic model")
     topics = {}
@@ -220,7 +224,11 @@ def load(path: Path) -> Model:
             veto=float(t.get("veto", 0.0)),
             alone=float(t.get("alone", NEVER)),
         )
-    return Model(topics=topics, trained_on=tuple(str(x) for x in data.get("trained_on", [])))
+    return Model(
+        topics=topics,
+        trained_on=tuple(str(x) for x in data.get("trained_on", [])),
+        digest=hashlib.sha256(raw).hexdigest(),
+    )
 
 
 def dump(model: Model, path: Path) -> None:

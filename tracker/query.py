@@ -29,14 +29,20 @@ QuerySyntaxError) at the offending spot; nothing here recurses deeper than ``MAX
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
+import lark
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.grammar import Rule as LarkRule
+from lark.lexer import TerminalDef
 
 GRAMMAR = r"""
 ?start: or_expr
@@ -336,10 +342,43 @@ def _check_wildcards(text: str, line: int, column: int) -> None:
                 )
 
 
-@lru_cache(maxsize=1)
-def _parser() -> Lark:
+#: The parser's tables, built from GRAMMAR once and shipped: building them costs more than
+#: loading every rule (tests/test_query.py checks they are current; ``save_tables()`` rewrites them).
+TABLES = Path(__file__).with_name("query_tables.json")
+
+
+def _build_parser() -> Lark:
     # LALR parses with a stack of its own, not by recursion; positions let _check_depth point at an operator.
     return Lark(GRAMMAR, parser="lalr", lexer="basic", maybe_placeholders=False, propagate_positions=True)
+
+
+def _tables_key() -> str:
+    return hashlib.sha256(f"{lark.__version__}\n{GRAMMAR}".encode()).hexdigest()
+
+
+def _int_keys(obj: dict[str, Any]) -> dict[Any, Any]:
+    # JSON keys are strings; the tables number their states.
+    return {int(k) if k.isdigit() else k: v for k, v in obj.items()}
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    """The query parser, from the shipped tables when they were built from this grammar by this
+    version of lark, else built afresh (the same parser, a tenth of a second later)."""
+    try:
+        saved = json.loads(TABLES.read_text(encoding="utf-8"), object_hook=_int_keys)
+        if saved.get("key") == _tables_key():
+            parser: Lark = Lark._load_from_dict(saved["data"], saved["memo"])  # type: ignore[no-untyped-call]
+            return parser  # (what Lark.load does, without pickle)
+    except Exception:  # noqa: BLE001 - missing, stale or from another lark: build instead
+        pass
+    return _build_parser()
+
+
+def save_tables(path: Path = TABLES) -> None:
+    """Write the parser's tables (after a change to GRAMMAR or an upgrade of lark)."""
+    data, memo = _build_parser().memo_serialize([TerminalDef, LarkRule])
+    path.write_text(json.dumps({"key": _tables_key(), "data": data, "memo": memo}) + "\n", encoding="utf-8")
 
 
 def parse_phrase(text: str, case_sensitive: bool = False) -> Node:

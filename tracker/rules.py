@@ -691,8 +691,9 @@ def _with_model(rule: Rule, model: Model) -> Rule:
     topic = model.get(rule.id)
     if topic is None:
         return rule
-    mark = hashlib.sha256(json.dumps([topic.bias, topic.threshold, sorted(topic.weights.items())]).encode())
-    digest = hashlib.sha256((rule.content_hash + mark.hexdigest()).encode()).hexdigest()[:16]
+    # The whole file, cut-offs included: hashing the bytes read costs nothing next to sorting
+    # and serializing every topic's weights again.
+    digest = hashlib.sha256(f"{rule.content_hash} {model.digest}".encode()).hexdigest()[:16]
     return replace(rule, content_hash=digest)
 
 
