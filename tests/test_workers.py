@@ -36,12 +36,12 @@ SLACK_S = 2.0  #: scheduling noise on a busy machine
 
 def nested_spans(repeats: int, depth: int = 200) -> bytes:
     """Deeply nested <span> runs: trafilatura's tree walks slow down with depth and size
-    (1 MB: about 5 s and 50 MB beyond a warm worker; 7 MB: far more of both)."""
+    (1.7 MB: about 5 s and 140 MB beyond a warm worker; 7 MB: far more of both)."""
     run = "<span>word " * depth + "</span>" * depth
     return f"<html><head><title>Spans</title></head><body><article>{run * repeats}</article></body></html>".encode()
 
 
-SLOW_PAGE = nested_spans(300)  # over BUDGET_S, within BUDGET_MB
+SLOW_PAGE = nested_spans(450)  # over BUDGET_S + KILL_GRACE (about 5 s), within BUDGET_MB (about 140 MB)
 GREEDY_PAGE = nested_spans(2000)  # over BUDGET_MB within a fraction of a second
 
 
