@@ -133,6 +133,14 @@ def test_rules_train_and_match_through_the_cli(
         [*run, "rules", "train", "--corpus", str(tmp_path / "nope.jsonl")], capture_output=True, text=True
     )
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    # A model the tracker cannot read (damaged, or from another version) stops matching with one
+    # line, but not training its replacement: the old model plays no part in training.
+    (rules_dir / "model.json").write_text('{"version": 0}')
+    broken = subprocess.run([*run, "match", "-"], input=doc + "\n", capture_output=True, text=True)
+    assert broken.returncode == 2 and "model.json" in broken.stderr and "Traceback" not in broken.stderr
+    again = subprocess.run([*run, "rules", "train", "--corpus", str(labeled)], capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert json.loads((rules_dir / "model.json").read_text())["version"] == classifier.MODEL_VERSION
 
 
 def test_cutoffs_are_chosen_on_held_out_folds_and_stay_in_their_ranges() -> None:

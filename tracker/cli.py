@@ -360,11 +360,13 @@ def rules_test(ctx: Context, rule: str | None, corpus_path: Path, limit: int) ->
 @handle_errors
 def rules_train(ctx: Context, corpus_paths: tuple[Path, ...], out: Path | None) -> None:
     """Fit the topic models that confirm the rules' candidate queries (rules/README.md, "A second signal")."""
-    from .app import load_matcher
     from .classifier import MODEL_FILE, dump
+    from .matching import Matcher
+    from .rules import load_rules
     from .ruletools import read_labeled, train_model
 
-    matcher = load_matcher(ctx.config)
+    # The model being replaced plays no part (and may be from an older tracker).
+    matcher = Matcher(load_rules(ctx.config.rule_paths, model=False))
     if not matcher.ruleset.candidates:
         _fail("no rule has a candidate query: nothing to train", 2)
     docs = [d for path in corpus_paths for d in read_labeled(path)]

@@ -172,15 +172,16 @@ def rule_ids(paths: Iterable[Path]) -> list[str]:
     return sorted({rid for rid in found if isinstance(rid, str)})
 
 
-def load_rules(paths: Iterable[Path]) -> RuleSet:
-    """Load and validate every rule and entity file; raise the first RuleError found."""
-    ruleset, errors = check_rules(paths)
+def load_rules(paths: Iterable[Path], *, model: bool = True) -> RuleSet:
+    """Load and validate every rule and entity file; raise the first RuleError found.
+    ``model=False``: leave the topic model out (to train a new one)."""
+    ruleset, errors = check_rules(paths, model=model)
     if errors:
         raise errors[0]
     return ruleset
 
 
-def check_rules(paths: Iterable[Path]) -> tuple[RuleSet, list[RuleError]]:
+def check_rules(paths: Iterable[Path], *, model: bool = True) -> tuple[RuleSet, list[RuleError]]:
     """Load what can be loaded and collect every error (for ``tracker rules check``): at most
     MAX_ERRORS of them, then a last one saying that checking stopped."""
     errors: list[RuleError] = []
@@ -275,15 +276,15 @@ def check_rules(paths: Iterable[Path]) -> tuple[RuleSet, list[RuleError]]:
     if len(errors) >= MAX_ERRORS:
         errors = errors[:MAX_ERRORS]
         errors.append(RuleError(f"stopped after {MAX_ERRORS} errors: correct these and check again"))
-    model = None
+    topics = None
     try:
-        model = _model(paths)
+        topics = _model(paths) if model else None
     except RuleError as exc:
         errors.append(exc)
-    if model is not None:
+    if topics is not None:
         # A rule confirmed by the model changes when the model does (``tracker rematch`` re-tags).
-        rules = [_with_model(r, model) if r.id in candidates else r for r in rules]
-    return RuleSet(rules=tuple(rules), entities=entities, queries=queries, candidates=candidates, model=model), errors
+        rules = [_with_model(r, topics) if r.id in candidates else r for r in rules]
+    return RuleSet(rules=tuple(rules), entities=entities, queries=queries, candidates=candidates, model=topics), errors
 
 
 class _Bytes:
