@@ -34,7 +34,8 @@ from tracker.query import (
     measure,
     parse_query,
 )
-from tracker.rules import MAX_CATALOGUE_STRINGS, MAX_ERRORS, MAX_FILE_BYTES, MAX_TERMS_TOTAL, check_rules, load_rules
+from tracker.rulefiles import MAX_FILE_BYTES
+from tracker.rules import MAX_CATALOGUE_STRINGS, MAX_ERRORS, MAX_TERMS_TOTAL, check_rules, load_rules
 from tracker.search import MAX_SEARCH_TERMS, check_query
 
 REPO = Path(__file__).resolve().parent.parent

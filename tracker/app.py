@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 from .config import Config, FetchConfig
 from .errors import ConfigError, FetchError
-from .rules import load_rules
 from .store import FeedState, Store, make_engine, utcnow
 from .types import Article, CycleReport
 
@@ -34,6 +33,7 @@ def open_store(config: Config, *, migrate: bool = True) -> Store:
 
 def load_matcher(config: Config) -> Matcher:
     from .matching import Matcher
+    from .rules import load_rules
 
     return Matcher(load_rules(config.rule_paths))
 

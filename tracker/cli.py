@@ -695,7 +695,7 @@ def status(ctx: Context) -> None:
     """Is the service running; the last day of polling; feeds failing, parked or silent;
     per digest subscription the articles waiting, the last and the next send."""
     from .app import open_store
-    from .rules import rule_ids
+    from .rulefiles import rule_ids
     from .status import render_status
     from .status import status as read_status
     from .store import utcnow

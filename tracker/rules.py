@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -42,14 +41,17 @@ from .query import (
     substitute,
     walk,
 )
+from .rulefiles import (
+    Budget,
+    limit_error,
+    read_toml,
+    rule_files,
+    source_line,
+)
 from .types import Rule
 
-ENTITY_FILE = "entities.toml"
 IDENT = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 ENTITY_TYPES = {"org", "person", "place", "group"}
-#: Bytes in one rule file or entities.toml, and in all of them together (checked before reading TOML).
-MAX_FILE_BYTES = 500_000
-MAX_TOTAL_BYTES = 2_000_000
 #: Errors that ``check_rules`` collects before it stops (each may cost a look through its file).
 MAX_ERRORS = 50
 #: Rule files in all.
@@ -58,8 +60,6 @@ MAX_RULES = 1_000
 MAX_TERMS_TOTAL = 20_000
 #: Strings in the entity catalogue: names, exclude, ambiguous, context, not_context, groups, related_to.
 MAX_CATALOGUE_STRINGS = 20_000
-#: Nesting of arrays and tables reported as too deep when the TOML reader gives up (by RecursionError).
-_TOML_DEPTH = 32
 _RULE_KEYS = {"id", "title", "description", "query", "candidate", "threshold", "priority", "owner", "terms"}
 _ENTITY_KEYS = {
     "type",
@@ -146,32 +146,6 @@ class RuleSet:
         )
 
 
-def rule_files(paths: Iterable[Path]) -> tuple[list[Path], list[Path]]:
-    """(rule files, entity files) found under ``paths`` (files or directories)."""
-    rules: list[Path] = []
-    entities: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            candidates = sorted(path.glob("*.toml"))
-        elif path.is_file():
-            candidates = [path]
-        else:
-            raise RuleError("no such file or directory", path=str(path))
-        for file in candidates:
-            (entities if file.name == ENTITY_FILE else rules).append(file)
-    return rules, entities
-
-
-def rule_ids(paths: Iterable[Path]) -> list[str]:
-    """The ids the rule files declare, read without checking or compiling their queries (for
-    commands that only name the rules, such as ``tracker status``). Raises RuleError for a file
-    that cannot be read as TOML."""
-    rule_paths, _ = rule_files(paths)
-    budget = _Bytes()
-    found = (_read(path, budget)[1].get("id") for path in rule_paths)
-    return sorted({rid for rid in found if isinstance(rid, str)})
-
-
 def load_rules(paths: Iterable[Path], *, model: bool = True) -> RuleSet:
     """Load and validate every rule and entity file; raise the first RuleError found.
     ``model=False``: leave the topic model out (to train a new one)."""
@@ -189,7 +163,7 @@ def check_rules(paths: Iterable[Path], *, model: bool = True) -> tuple[RuleSet, 
         rule_paths, entity_paths = rule_files(paths)
     except RuleError as exc:
         return RuleSet(rules=()), [exc]
-    budget = _Bytes()
+    budget = Budget()
     entities: dict[str, Entity] = {}
     sources: dict[str, tuple[Path, str]] = {}
     strings = 0
@@ -197,7 +171,7 @@ def check_rules(paths: Iterable[Path], *, model: bool = True) -> tuple[RuleSet, 
         if len(errors) >= MAX_ERRORS:
             break
         try:
-            text, data = _read(path, budget)
+            text, data = read_toml(path, budget)
         except RuleError as exc:
             errors.append(exc)
             continue
@@ -208,7 +182,7 @@ def check_rules(paths: Iterable[Path], *, model: bool = True) -> tuple[RuleSet, 
             if strings > MAX_CATALOGUE_STRINGS:
                 line = _line_of(text, f"[{ent_id}]")
                 errors.append(
-                    _limit_error(
+                    limit_error(
                         f"the entity catalogue holds more than {MAX_CATALOGUE_STRINGS:,} names and terms",
                         str(path),
                         line,
@@ -238,7 +212,7 @@ def check_rules(paths: Iterable[Path], *, model: bool = True) -> tuple[RuleSet, 
     total = 0
     if len(rule_paths) > MAX_RULES:
         errors.append(
-            _limit_error(
+            limit_error(
                 f"more than {MAX_RULES:,} rule files ({len(rule_paths):,})",
                 str(rule_paths[MAX_RULES]),
                 1,
@@ -251,14 +225,14 @@ def check_rules(paths: Iterable[Path], *, model: bool = True) -> tuple[RuleSet, 
         if len(errors) >= MAX_ERRORS:
             break
         try:
-            text, data = _read(path, budget)
+            text, data = read_toml(path, budget)
             rule, query, candidate, terms = _rule(data, path, text, catalogue, weigh)
             if rule.id in seen:
                 raise RuleError(
                     f"rule id {rule.id!r} is also used by {seen[rule.id]}", path=str(path), line=_line_of(text, "id")
                 )
             if total + terms > MAX_TERMS_TOTAL:
-                raise _limit_error(
+                raise limit_error(
                     f"this rule's {terms:,} terms bring all rules to more than {MAX_TERMS_TOTAL:,} terms",
                     str(path),
                     rule.query_line,
@@ -287,13 +261,6 @@ def check_rules(paths: Iterable[Path], *, model: bool = True) -> tuple[RuleSet, 
     return RuleSet(rules=tuple(rules), entities=entities, queries=queries, candidates=candidates, model=topics), errors
 
 
-class _Bytes:
-    """What is left of MAX_TOTAL_BYTES for the files still to read."""
-
-    def __init__(self) -> None:
-        self.left = MAX_TOTAL_BYTES
-
-
 class _EntityTerms:
     """What an ``@ref`` costs, as terms: the names, exclusions and context terms of the entities it
     stands for (each ref resolved once: resolving walks the whole catalogue)."""
@@ -320,92 +287,10 @@ def _count_strings(table: Any) -> int:
     return sum(len(v) for v in table.values() if isinstance(v, list))
 
 
-def _limit_error(message: str, path: str, line: int | None, column: int | None, expected: str) -> RuleError:
-    """A RuleError for a limit of rules/README.md: one line, without the source line (which may be huge)."""
-    return RuleError(message, path=path, line=line or 1, column=column or 1, expected=expected)
-
-
 def _first_column(text: str, line: int | None) -> int:
     """Column of the first non-blank character of ``line`` (1 when there is none)."""
-    source = _source_line(text, line) or ""
+    source = source_line(text, line) or ""
     return len(source) - len(source.lstrip()) + 1
-
-
-def _read(path: Path, budget: _Bytes | None = None) -> tuple[str, dict[str, Any]]:
-    room = MAX_FILE_BYTES if budget is None else min(MAX_FILE_BYTES, budget.left)
-    try:
-        with path.open("rb") as fh:
-            raw = fh.read(room + 1)
-    except OSError as exc:
-        raise RuleError(f"cannot read the file: {exc.strerror or exc}", path=str(path)) from None
-    if len(raw) > room:
-        if room < MAX_FILE_BYTES:
-            message = f"this file brings the rule files to more than {MAX_TOTAL_BYTES:,} bytes"
-            expected = f"at most {MAX_TOTAL_BYTES:,} bytes in all rule files and entities.toml"
-        else:
-            message, expected = f"file is larger than {MAX_FILE_BYTES:,} bytes", f"at most {MAX_FILE_BYTES:,} bytes"
-        raise _limit_error(message, str(path), 1, 1, expected)
-    if budget is not None:
-        budget.left -= len(raw)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise RuleError("file is not UTF-8", path=str(path)) from None
-    try:
-        return text, tomllib.loads(text)
-    except RecursionError:  # tomllib reads nested arrays and tables by recursion
-        deep_line, deep_col = _deep_bracket(text)
-        raise _limit_error(
-            "not valid TOML here: arrays or tables nested too deeply to read",
-            str(path),
-            deep_line,
-            deep_col,
-            f"at most {_TOML_DEPTH} nested arrays and tables",
-        ) from None
-    except tomllib.TOMLDecodeError as exc:
-        msg = str(exc)
-        m = re.search(r"at line (\d+), column (\d+)", msg)
-        line, col = (int(m.group(1)), int(m.group(2))) if m else (None, None)
-        raise RuleError(
-            f"not valid TOML: {re.sub(r' [(]at line.*', '', msg)}",
-            path=str(path),
-            line=line,
-            column=col,
-            source_line=_source_line(text, line),
-            expected="key = value",
-        ) from None
-
-
-def _deep_bracket(text: str) -> tuple[int, int]:
-    """Line and column of the first ``[`` or ``{`` nested more than _TOML_DEPTH deep, outside strings and
-    comments (1, 1 when there is none)."""
-    depth, i, n = 0, 0, len(text)
-    while i < n:
-        c = text[i]
-        if c in "\"'":
-            quote = text[i : i + 3] if text[i : i + 3] in ('"""', "'''") else c
-            i += len(quote)
-            while i < n and not text.startswith(quote, i):
-                if quote[0] == '"' and text[i] == "\\":
-                    i += 1
-                elif len(quote) == 1 and text[i] == "\n":
-                    break
-                i += 1
-            i += len(quote)
-            continue
-        if c == "#":
-            end = text.find("\n", i)
-            i = n if end < 0 else end
-            continue
-        if c in "[{":
-            depth += 1
-            if depth > _TOML_DEPTH:
-                line = text.count("\n", 0, i) + 1
-                return line, i - (text.rfind("\n", 0, i) + 1) + 1
-        elif c in "]}":
-            depth = max(0, depth - 1)
-        i += 1
-    return 1, 1
 
 
 def _line_of(text: str, needle: str) -> int | None:
@@ -429,13 +314,6 @@ def _reject_unknown_keys(
         raise RuleError(
             f"unknown key {key!r}{suffix}", path=where, line=line_of(key), expected="one of " + ", ".join(sorted(known))
         )
-
-
-def _source_line(text: str, line: int | None) -> str | None:
-    if line is None:
-        return None
-    lines = text.splitlines()
-    return lines[line - 1] if 0 < line <= len(lines) else None
 
 
 # -- entities ------------------------------------------------------------------------------
@@ -508,7 +386,7 @@ def _entity(ent_id: str, table: Any, path: Path, text: str) -> Entity:
                 _parse_context_term(term)
             except QueryLimitError as exc:
                 line = _line_in_table(text, ent_id, key)
-                raise _limit_error(
+                raise limit_error(
                     f"context term {term!r} in [{ent_id}]: {exc}",
                     where,
                     line,
@@ -605,7 +483,7 @@ def _check_relations(
                         f"[{ent.id}] is related_to unknown entity {target!r}",
                         path=str(path),
                         line=line,
-                        source_line=_source_line(text, line),
+                        source_line=source_line(text, line),
                         expected="an entity defined in entities.toml",
                     )
                 )
@@ -794,7 +672,7 @@ def _term_lists(
             )
         count += len(entries)
         if count > MAX_TERMS:
-            raise _limit_error(
+            raise limit_error(
                 f"the term lists hold more than {MAX_TERMS:,} entries (list {name!r} passes the limit)",
                 where,
                 line,
@@ -808,7 +686,7 @@ def _term_lists(
     resolving: list[str] = []
 
     def limit(message: str, line: int | None, expected: str) -> RuleError:
-        return _limit_error(message, where, line, _first_column(text, line), expected)
+        return limit_error(message, where, line, _first_column(text, line), expected)
 
     def resolve(name: str) -> Node:
         if name in lists:
@@ -842,7 +720,7 @@ def _term_lists(
                         f"unknown entity @{ent.name} in list {name!r}" + (f" (did you mean @{hint}?)" if hint else ""),
                         path=where,
                         line=line,
-                        source_line=_source_line(text, line),
+                        source_line=source_line(text, line),
                         expected="an entity or group defined in entities.toml",
                     )
             used = {n.name for n in walk(node) if isinstance(n, ListRef)}
@@ -923,13 +801,13 @@ def _located(
     file_line = qline + line - 1
     file_col = qcol + column - 1 if line == 1 else column
     if isinstance(_exc, QueryLimitError):
-        return _limit_error(message, path, file_line, file_col, expected or "")
+        return limit_error(message, path, file_line, file_col, expected or "")
     return RuleError(
         message,
         path=path,
         line=file_line,
         column=file_col,
-        source_line=_source_line(text, file_line),
+        source_line=source_line(text, file_line),
         expected=expected,
     )
 
