@@ -274,7 +274,7 @@ def out_of_fold(docs: Sequence[Collection[str]], positive: Sequence[bool], *, fo
         train = [i for i in range(n) if i % folds != k]
         if not any(positive[i] for i in train) or all(positive[i] for i in train):
             continue
-        model = train_topic([docs[i] for i in train], [positive[i] for i in train], threshold=0.5)
+        model = train_topic([docs[i] for i in train], [positive[i] for i in train])
         for i in range(k, n, folds):
             oof[i] = model.probability(docs[i])[0]
     return oof
@@ -330,8 +330,7 @@ def train_topic(
     *,
     l2: float = L2,
     min_df: int = 2,
-    threshold: float = 0.5,
-    cutoffs: Cutoffs | None = None,
+    cutoffs: Cutoffs = Cutoffs(threshold=0.5),
 ) -> TopicModel:
     """Logistic regression (L2) on binary unit-length features, fitted by Newton's method on the
     vocabulary of features in at least ``min_df`` documents. numpy is imported here only."""
@@ -368,8 +367,6 @@ def train_topic(
         if float(np.abs(d).max()) < 1e-6:
             break
     weights = {f: float(w[i]) for f, i in index.items() if abs(w[i]) >= 0.01}
-    if cutoffs is None:
-        return TopicModel(bias=float(w[-1]), threshold=threshold, weights=weights)
     return TopicModel(
         bias=float(w[-1]), threshold=cutoffs.threshold, weights=weights, veto=cutoffs.veto, alone=cutoffs.alone
     )

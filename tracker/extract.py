@@ -61,7 +61,8 @@ def extract_page(html: bytes, url: str | None = None, content_type: str | None =
     from trafilatura import bare_extraction
     from trafilatura.utils import load_html
 
-    tree = load_html(_decode(html, content_type))
+    source = _decode(html, content_type)
+    tree = load_html(source)
     if tree is None:
         return None
     canonical = _canonical_link(tree, url)
@@ -71,7 +72,7 @@ def extract_page(html: bytes, url: str | None = None, content_type: str | None =
     # with the comparison, which is where it finds what the fast pass missed.
     doc: Any = bare_extraction(tree, fast=True, **_OPTIONS, url=url)
     if doc is None or len(doc.text or "") < THIN_TEXT:
-        tree = load_html(_decode(html, content_type))  # (the first pass pruned this tree)
+        tree = load_html(source)  # (the first pass pruned the tree it read)
         if tree is None:
             return None
         doc = bare_extraction(tree, **_OPTIONS, url=url)

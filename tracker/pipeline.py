@@ -22,7 +22,7 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from .config import FetchConfig, PollConfig
 from .errors import FetchError, ParseError
@@ -40,6 +40,8 @@ from .text import MAX_TEXT_CHARS, plain, truncate_text
 from .types import Article, CycleReport, FeedEntry, FeedReport, FetchResult, FetchStatus, Match, TextSource
 from .urls import canonicalize, host_of, outlet_host, redact, redact_text, same_site
 from .workers import Extractor, Processed, process
+
+T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
@@ -146,6 +148,33 @@ def feed_guard(feed_url: str, fetch: FetchConfig) -> Guard:
     return guard
 
 
+class _Batching(Generic[T]):
+    """Work that waits to be written in one transaction: due when ``size`` items wait, or when
+    the oldest has waited ``delay`` seconds."""
+
+    def __init__(self, size: int, delay: float) -> None:
+        self.size, self.delay = size, delay
+        self._items: list[T] = []
+        self._since = 0.0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def add(self, item: T) -> bool:
+        """Keep ``item``; True when the batch is full."""
+        if not self._items:
+            self._since = time.monotonic()
+        self._items.append(item)
+        return len(self._items) >= self.size
+
+    def overdue(self) -> bool:
+        return bool(self._items) and time.monotonic() - self._since > self.delay
+
+    def take(self) -> list[T]:
+        items, self._items = self._items, []
+        return items
+
+
 class Cycle:
     """Runs one cycle; construct, then call ``run``.
 
@@ -185,8 +214,8 @@ class Cycle:
         self._threads = ThreadPoolExecutor(max(1, fetcher.config.concurrency), thread_name_prefix="fetch")
         self._pending: dict[Future[Any], tuple[str, Any, str | None]] = {}
         self._done: queue.SimpleQueue[Future[Any]] = queue.SimpleQueue()
-        self._unrecorded: list[tuple[FeedState, FeedOutcome]] = []  #: outcomes without new items, batched
-        self._unrecorded_since = 0.0
+        #: outcomes without new items, recorded in batches
+        self._unrecorded: _Batching[tuple[FeedState, FeedOutcome]] = _Batching(RECORD_BATCH, RECORD_DELAY)
         # Requests wait for their host's budget here, not in a fetch thread (``tracker.hostqueue``).
         self._feed_queue: HostQueue[_FeedWork] = HostQueue()
         self._page_queue: HostQueue[_ArticleWork] = HostQueue()
@@ -197,8 +226,8 @@ class Cycle:
         self._max_articles = max(4, 2 * fetcher.config.concurrency)
         self._articles_in_flight = 0
         self._workers_started = False
-        self._unwritten: list[tuple[_ArticleWork, Processed]] = []  #: extracted, waiting for their batch
-        self._unwritten_since = 0.0
+        #: extracted, waiting for their batch
+        self._unwritten: _Batching[tuple[_ArticleWork, Processed]] = _Batching(WRITE_BATCH, WRITE_DELAY)
 
     def run(self, feeds: Sequence[FeedState]) -> CycleReport:
         started = self.clock()
@@ -252,9 +281,9 @@ class Cycle:
         while self._waiting():
             if self.stop.is_set() and self._stopping():
                 break
-            if self._unrecorded and time.monotonic() - self._unrecorded_since > RECORD_DELAY:
+            if self._unrecorded.overdue():
                 self._flush_records()  # well within any lease
-            if self._unwritten and (not self._pending or time.monotonic() - self._unwritten_since > WRITE_DELAY):
+            if self._unwritten and (not self._pending or self._unwritten.overdue()):
                 self._flush_writes()  # nothing else to wait for, or the batch has waited long enough
                 self._start_work()
                 continue
@@ -490,16 +519,13 @@ class Cycle:
             self._article_done(art)
             return
         # Stored with the next batch; its feed is finished (and its state recorded) only after.
-        if not self._unwritten:
-            self._unwritten_since = time.monotonic()
-        self._unwritten.append((art, processed))
-        if len(self._unwritten) >= WRITE_BATCH:
+        if self._unwritten.add((art, processed)):
             self._flush_writes()
 
     def _flush_writes(self) -> None:
         """Store the extracted articles waiting for their batch, in one transaction; when that
         fails, one by one (each its own transaction), so one bad article costs only itself."""
-        batch, self._unwritten = self._unwritten, []
+        batch = self._unwritten.take()
         if not batch:
             return
         try:
@@ -662,14 +688,11 @@ class Cycle:
     def _later(self, feed: FeedState, outcome: FeedOutcome) -> None:
         """Nothing new came with it (a 304, a failure): a crash before the batch is written
         only means polling it again. One commit per batch, not per feed."""
-        if not self._unrecorded:
-            self._unrecorded_since = time.monotonic()
-        self._unrecorded.append((feed, outcome))
-        if len(self._unrecorded) >= RECORD_BATCH:
+        if self._unrecorded.add((feed, outcome)):
             self._flush_records()
 
     def _flush_records(self) -> None:
-        batch, self._unrecorded = self._unrecorded, []
+        batch = self._unrecorded.take()
         try:
             self.store.record_fetches(batch)
             return
