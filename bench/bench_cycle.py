@@ -1103,8 +1103,8 @@ class Cold:
 def cold_cycle(config_path: Path, base: str, *, profile: Any = None) -> Cold:
     from sqlalchemy import text
 
-    from tracker.app import open_store, poll_once
-    from tracker.config import load_config
+    from tracker.core.config import load_config
+    from tracker.service.app import open_store, poll_once
 
     cfg = load_config(config_path)
     store = open_store(cfg)
@@ -1252,7 +1252,7 @@ def load() -> str:
 
 
 def main() -> None:
-    from tracker.config import FetchConfig
+    from tracker.core.config import FetchConfig
 
     defaults = FetchConfig()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -17,8 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from tracker.matching import Matcher
-from tracker.rules import load_rules
+from tracker.rules.matching import Matcher
+from tracker.rules.ruleset import load_rules
 
 REPO = Path(__file__).resolve().parent.parent
 SEED_WORDS = [

@@ -8,7 +8,7 @@ rules against the same text. Every measurement runs in a subprocess with a timeo
 default; a case that exceeds it shows ``>60`` and is not tried at larger sizes), so a
 quadratic matcher does not hang the benchmark. A ``!`` after the time: the rule did not match.
 
-By default the length cap of the matcher (``tracker.matching.MAX_MATCH_CHARS``) is lifted, so
+By default the length cap of the matcher (``tracker.rules.matching.MAX_MATCH_CHARS``) is lifted, so
 the table shows how the algorithms scale; ``--capped`` measures the matcher as shipped.
 
 Usage: python bench/bench_match_budget.py [--timeout 60] [--capped] [--sizes 50,100,200,400]
@@ -90,8 +90,8 @@ def lead_of(case: str) -> str:
 
 def run_one(case: str, size: int, capped: bool) -> None:
     """Child process: match one case once; print {"seconds", "matched"} as JSON."""
-    from tracker import matching
-    from tracker.rules import load_rules
+    from tracker.rules import matching
+    from tracker.rules.ruleset import load_rules
 
     if not capped and hasattr(matching, "MAX_MATCH_CHARS"):
         matching.MAX_MATCH_CHARS = 10**12

@@ -18,10 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from tracker.app import open_store, poll_once
-from tracker.config import Config, FetchConfig
+from tracker.core.config import Config, FetchConfig
+from tracker.core.types import FeedSource
 from tracker.demo.site import FEEDS
-from tracker.types import FeedSource
+from tracker.service.app import open_store, poll_once
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"

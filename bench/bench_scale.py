@@ -113,11 +113,11 @@ async def _serve(port_file: Path, entries: int, latency: float) -> None:
 
 def work(config_path: str) -> None:
     """One worker: claim and poll due feeds until none is due (the service's poll job)."""
-    from tracker.app import make_extractor, prepare
-    from tracker.config import load_config
-    from tracker.fetching import Fetcher
-    from tracker.lock import worker_name
-    from tracker.pipeline import poll_due
+    from tracker.core.config import load_config
+    from tracker.pipeline.cycle import poll_due
+    from tracker.service.app import make_extractor, prepare
+    from tracker.sources.fetching import Fetcher
+    from tracker.store.lock import worker_name
 
     config = load_config(Path(config_path))
     ready = prepare(config)
@@ -184,8 +184,8 @@ def window(url: str, since: datetime) -> tuple[int, int, float]:
 def case(name: str, url: str, workers: int, base: str, n_feeds: int, tmp: Path) -> list[Row]:
     from sqlalchemy import create_engine, text
 
-    from tracker.app import prepare
-    from tracker.config import load_config
+    from tracker.core.config import load_config
+    from tracker.service.app import prepare
 
     cfg = tmp / f"{uuid.uuid4().hex[:6]}.toml"
     feeds = "".join(f'[[feeds]]\nname = "f{k}"\nurl = "{base}/f/{k}.xml"\n' for k in range(n_feeds))

@@ -26,9 +26,9 @@ sys.path.insert(0, str(REPO))
 
 from sqlalchemy import text  # noqa: E402
 
-from tracker.migrate import upgrade  # noqa: E402
-from tracker.search import search  # noqa: E402
-from tracker.store import Store, make_engine  # noqa: E402
+from tracker.analysis.search import search  # noqa: E402
+from tracker.store.database import Store, make_engine  # noqa: E402
+from tracker.store.migrate import upgrade  # noqa: E402
 
 TOPICS = ("ford-china-jv", "trump-xi-meeting", "gm-opposition", "industry-opposition", "chinese-automakers-us-entry")
 #: English words by frequency (wordfreq, a dependency), sampled with Zipf-like weights so

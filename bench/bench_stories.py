@@ -31,7 +31,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 from datasketch import LeanMinHash, MinHash
 
-from tracker.stories import NUM_PERM, Signature, StoryIndex
+from tracker.stories.index import StoryIndex
+from tracker.stories.signature import NUM_PERM, Signature
 
 VOCAB = 200_000
 START = datetime(2026, 3, 1, tzinfo=UTC)

@@ -60,7 +60,7 @@ def real_links(files: list[str]) -> set[str]:
     """Canonical entry links of the real feeds, as feedparser reads them."""
     import feedparser
 
-    from tracker.urls import canonicalize
+    from tracker.core.urls import canonicalize
 
     links = set()
     for rel in files:

@@ -11,7 +11,7 @@ extraction worker it started). Run from the repository root:
 Most rows are `tracker poll --once`. Two are not quite that:
 
 - "1,000 articles on one throttled host" runs with per_host_per_minute = 30, beside the good
-  feed on another host, in a child that runs the same cycle through ``tracker.pipeline.run_cycle``
+  feed on another host, in a child that runs the same cycle through ``tracker.pipeline.cycle.run_cycle``
   and stops it once the other host's feed is recorded (the whole backlog would take over half an
   hour); its row says how far host A got by then.
 - "non-ASCII ETag and Last-Modified" is polled twice; the outcome gives the second poll's status.
@@ -172,10 +172,10 @@ def together(tmp: Path, server: HostileServer) -> Row:
 def run_stopped_cycle(config_path: str, stop_after: str) -> None:
     """The child of ``throttled``: one cycle, as `tracker poll --once` wires it, stopped once
     the feed ``stop_after`` is recorded."""
-    from tracker.app import load_matcher, make_extractor, prepare
-    from tracker.config import load_config
-    from tracker.fetching import Fetcher
-    from tracker.pipeline import run_cycle
+    from tracker.core.config import load_config
+    from tracker.pipeline.cycle import run_cycle
+    from tracker.service.app import load_matcher, make_extractor, prepare
+    from tracker.sources.fetching import Fetcher
 
     config = load_config(config_path)
     ready = prepare(config)

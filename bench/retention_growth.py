@@ -41,17 +41,19 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-import tracker.store  # noqa: E402
-from tracker.app import open_store  # noqa: E402
-from tracker.config import Config, MaintenanceConfig  # noqa: E402
-from tracker.extract import ExtractJob, build_article  # noqa: E402
-from tracker.grouping import StoryGrouper  # noqa: E402
-from tracker.maintenance import maintain  # noqa: E402
-from tracker.matching import Matcher  # noqa: E402
-from tracker.rules import load_rules  # noqa: E402
-from tracker.store import FeedOutcome  # noqa: E402
-from tracker.stories import Signature, signature  # noqa: E402
-from tracker.types import Article, FeedSource, FetchStatus, Match, TextSource  # noqa: E402
+import tracker.store.feeds  # noqa: E402
+import tracker.store.items  # noqa: E402
+import tracker.store.queries  # noqa: E402
+from tracker.core.config import Config, MaintenanceConfig  # noqa: E402
+from tracker.core.types import Article, FeedSource, FetchStatus, Match, TextSource  # noqa: E402
+from tracker.extraction.extract import ExtractJob, build_article  # noqa: E402
+from tracker.pipeline.grouping import StoryGrouper  # noqa: E402
+from tracker.rules.matching import Matcher  # noqa: E402
+from tracker.rules.ruleset import load_rules  # noqa: E402
+from tracker.service.app import open_store  # noqa: E402
+from tracker.service.maintenance import maintain  # noqa: E402
+from tracker.store.database import FeedOutcome  # noqa: E402
+from tracker.stories.signature import Signature, signature  # noqa: E402
 
 CORPUS = REPO.parent / "shared" / "corpus" / "html"
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -132,14 +134,22 @@ class CachedZlib:
 
 @contextmanager
 def simulated(clock: Clock) -> Iterator[None]:
-    """The store stamps rows with ``tracker.store.utcnow``: make it the simulated clock."""
-    names = vars(tracker.store)
-    saved = {name: names[name] for name in ("utcnow", "zlib")}
-    names.update(utcnow=clock, zlib=CachedZlib())
+    """The store's parts stamp rows with ``utcnow`` (and compress pages with ``zlib``), each
+    module with its own reference: make them the simulated clock (and the cached zlib)."""
+    fakes = {"utcnow": clock, "zlib": CachedZlib()}
+    parts = {
+        tracker.store.feeds: ("utcnow",),
+        tracker.store.items: ("utcnow", "zlib"),
+        tracker.store.queries: ("utcnow", "zlib"),
+    }
+    saved = [(vars(module), {name: vars(module)[name] for name in names}) for module, names in parts.items()]
+    for names, old in saved:
+        names.update({name: fakes[name] for name in old})
     try:
         yield
     finally:
-        names.update(saved)
+        for names, old in saved:
+            names.update(old)
 
 
 @dataclass

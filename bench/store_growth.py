@@ -22,10 +22,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from tests.conftest import HTTPServer, Response  # noqa: E402
-from tracker.app import open_store, poll_once  # noqa: E402
-from tracker.config import Config, FetchConfig  # noqa: E402
+from tracker.core.config import Config, FetchConfig  # noqa: E402
+from tracker.core.types import FeedSource  # noqa: E402
 from tracker.demo.site import NewsSite  # noqa: E402
-from tracker.types import FeedSource  # noqa: E402
+from tracker.service.app import open_store, poll_once  # noqa: E402
 
 CORPUS = REPO.parent / "shared" / "corpus"
 

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from tracker.demo.site import NewsSite
-from tracker.migrate import upgrade
-from tracker.store import Store, make_engine
+from tracker.store.database import Store, make_engine
+from tracker.store.migrate import upgrade
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"

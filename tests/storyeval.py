@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tracker.stories import StoryParams, group, signature
+from tracker.stories.index import StoryParams, group
+from tracker.stories.signature import signature
 
 DATA = Path(__file__).resolve().parent / "data"
 DEV = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "news" / "dev.jsonl"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tracker.extract import ExtractJob, build_article
-from tracker.types import Article
+from tracker.core.types import Article
+from tracker.extraction.extract import ExtractJob, build_article
 
 from .feedkit import page
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tracker import classifier
-from tracker.matching import Matcher
-from tracker.rules import check_rules, load_rules
+from tracker.rules import classifier
+from tracker.rules.matching import Matcher
+from tracker.rules.ruleset import check_rules, load_rules
 
 CATALOGUE = """
 [acme]
@@ -78,7 +78,7 @@ def test_training_separates_the_classes_and_explains_itself(rules_dir: Path, cor
 
 def test_the_model_confirms_a_candidate_the_query_misses(rules_dir: Path, corpus: list[dict[str, object]]) -> None:
     matcher = Matcher(load_rules([rules_dir]))
-    from tracker.ruletools import train_model
+    from tracker.rules.evaluate import train_model
 
     model = train_model(matcher, corpus, ["synthetic"])
     assert 0.3 <= model.topics["acme-fights"].threshold <= 1.01
@@ -106,7 +106,7 @@ def test_a_broken_model_file_is_one_error_naming_the_file(rules_dir: Path) -> No
 def test_changing_the_model_changes_the_rule_version(rules_dir: Path, corpus: list[dict[str, object]]) -> None:
     before = load_rules([rules_dir]).rules[0].content_hash
     matcher = Matcher(load_rules([rules_dir]))
-    from tracker.ruletools import train_model
+    from tracker.rules.evaluate import train_model
 
     classifier.dump(train_model(matcher, corpus, ["x"]), rules_dir / classifier.MODEL_FILE)
     assert load_rules([rules_dir]).rules[0].content_hash != before  # so `tracker rematch` re-tags

@@ -205,13 +205,18 @@ def test_demo_from_any_directory(tmp_path: Path) -> None:
     home = tmp_path / "home"
     result = tracker("demo", cwd=tmp_path, env={"TRACKER_HOME": str(home)})
     assert result.returncode == 0, result.stderr
-    db = home / "demo.sqlite"
+    db = tmp_path / "tracker.sqlite"  # the store of the directory it ran in
     assert str(db) in result.stdout
-    for word in ("entries", "extracted", "fallbacks", "Topics", "tagged_items"):
+    for word in ("entries", "extracted", "fallbacks", "Topics", "tagged_items", "tracker stories"):
         assert word in result.stdout
+    assert "--db" not in result.stdout  # the next commands here read it without flags
     con = sqlite3.connect(db)
     assert con.execute("SELECT count(*) FROM items").fetchone()[0] == len(load_articles())
     assert con.execute("SELECT count(DISTINCT rule_id) FROM tagged_items").fetchone()[0] == 5
+    assert not home.exists()
+    stories = tracker("stories", "--format", "json", cwd=tmp_path, env={"TRACKER_HOME": str(home)})
+    assert stories.returncode == 0, stories.stderr
+    assert len(json.loads(stories.stdout)) == con.execute("SELECT count(*) FROM stories").fetchone()[0]
 
 
 LABELED = [

@@ -1,4 +1,4 @@
-"""tracker.config: lookup order, validation errors that name file and key, relative paths, secrets."""
+"""tracker.core.config: lookup order, validation errors that name file and key, relative paths, secrets."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tracker.config import Config, load_config
-from tracker.errors import ConfigError
+from tracker.core.config import Config, load_config
+from tracker.core.errors import ConfigError
 
 
 def write(tmp_path: Path, text: str, name: str = "tracker.toml") -> Path:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tracker.errors import FetchError
-from tracker.report import table
-from tracker.text import html_to_text, normalize_space, plain
+from tracker.analysis.tables import table
+from tracker.core.errors import FetchError
+from tracker.core.text import html_to_text, normalize_space, plain
 
 from .conftest import HTTPServer, Response
 from .feedkit import HTML_HEADERS, RSS_HEADERS, Entry, page, rss

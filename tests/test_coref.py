@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tracker import coref
-from tracker.matching import Matcher
-from tracker.rules import load_rules
-from tracker.textindex import index
+from tracker.rules import coref
+from tracker.rules.matching import Matcher
+from tracker.rules.ruleset import load_rules
+from tracker.rules.textindex import index
 
 CATALOGUE = """
 [acme]

@@ -1,4 +1,4 @@
-"""tracker.decoding and the bounded body decoding in Fetcher: bombs stop at the cap in bounded
+"""tracker.sources.decoding and the bounded body decoding in Fetcher: bombs stop at the cap in bounded
 memory, normal bodies round-trip, bad or unboundable encodings are refused.
 
 Bombs are served by a raw-socket server on 127.0.0.1. They are built without compressing a
@@ -29,8 +29,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tracker.config import FetchConfig
-from tracker.decoding import (
+from tracker.core.config import FetchConfig
+from tracker.core.errors import FetchError
+from tracker.core.types import FetchStatus
+from tracker.sources.decoding import (
     ACCEPT_ENCODING,
     MAX_LAYERS,
     STEP,
@@ -40,9 +42,7 @@ from tracker.decoding import (
     UnsupportedEncoding,
     parse_codings,
 )
-from tracker.errors import FetchError
-from tracker.fetching import Fetcher
-from tracker.types import FetchStatus
+from tracker.sources.fetching import Fetcher
 
 ZEROS = bytes(1 << 20)
 GIB = 1024  # in MiB
@@ -391,9 +391,9 @@ def test_a_bomb_stops_at_the_cap_in_bounded_memory(server: RawServer, name: str)
 
 CHILD = """
 import json, resource, sys
-from tracker.config import FetchConfig
-from tracker.errors import FetchError
-from tracker.fetching import Fetcher
+from tracker.core.config import FetchConfig
+from tracker.core.errors import FetchError
+from tracker.sources.fetching import Fetcher
 
 def rss_kb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -62,7 +62,7 @@ def test_dockerfile_copies_what_exists_and_migrates_before_running() -> None:
 def test_compose_runs_workers_on_postgresql_with_a_mail_catcher() -> None:
     import yaml
 
-    from tracker.config import load_config
+    from tracker.core.config import load_config
 
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
     services = compose["services"]
@@ -82,7 +82,7 @@ def test_compose_runs_workers_on_postgresql_with_a_mail_catcher() -> None:
 
 
 def test_example_production_config_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tracker.config import load_config
+    from tracker.core.config import load_config
 
     monkeypatch.setenv("TRACKER_SMTP_PASSWORD", "secret")
     config = load_config(DEPLOY / "tracker.example.toml")

@@ -24,11 +24,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from aiosmtpd.controller import Controller
 
-from tracker.app import open_store
-from tracker.config import DigestConfig, load_config
-from tracker.delivery import Sender, due, send_digest
-from tracker.digestdb import attach_message, record_run, runs
-from tracker.render import message, segments
+from tracker.core.config import DigestConfig, load_config
+from tracker.digest.delivery import Sender, due, send_digest
+from tracker.digest.queries import attach_message, record_run, runs
+from tracker.digest.render import message, segments
+from tracker.service.app import open_store
 
 from .conftest import HTTPServer, Response
 from .feedkit import HTML_HEADERS, RSS_HEADERS, Entry, page, rss
@@ -144,7 +144,7 @@ def db_rows(tmp_path: Path, sql: str) -> list[tuple[Any, ...]]:
 
 def leave_interrupted_run(config: Any, store: Any, now: datetime) -> EmailMessage:
     """What a run that died after recording its message (and perhaps sending it) leaves."""
-    from tracker.delivery import compose
+    from tracker.digest.delivery import compose
 
     sub = config.digests[0]
     digest, floor = compose(config, store, sub, TITLES, now)
@@ -382,7 +382,7 @@ def test_html_digest_renders_in_headless_chromium(tmp_path: Path, site: HTTPServ
 
 
 def test_times_are_timezone_aware() -> None:
-    from tracker.render import local
+    from tracker.digest.render import local
 
     when = datetime(2026, 7, 1, 5, 0, tzinfo=UTC)
     assert local(when, "Europe/Berlin").endswith("07:00 CEST")
@@ -398,7 +398,7 @@ def test_times_are_timezone_aware() -> None:
     ],
 )
 def test_the_service_schedules_each_digest_at_its_local_time(tz: str, now: str, fires: str) -> None:
-    from tracker.service import digest_trigger
+    from tracker.service.scheduler import digest_trigger
 
     trigger = digest_trigger(DigestConfig(name="d", to=("a@b.example",), at="07:00", timezone=tz))
     assert trigger.get_next_fire_time(None, datetime.fromisoformat(now)) == datetime.fromisoformat(fires)
@@ -604,8 +604,8 @@ def test_a_failed_resend_keeps_the_run_and_its_items_pending(tmp_path: Path, sit
 
 def test_an_error_reply_to_quit_does_not_send_the_message_again() -> None:
     """The server took the message; its answer to QUIT is no reason to send it twice."""
-    from tracker.config import SmtpConfig
-    from tracker.mail import send
+    from tracker.core.config import SmtpConfig
+    from tracker.digest.mail import send
 
     accepted: list[bytes] = []
 

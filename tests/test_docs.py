@@ -9,7 +9,7 @@ import sys
 import click
 import pytest
 
-from tracker.cli import cli
+from tracker.cli.main import cli
 
 from .conftest import REPO
 
@@ -38,7 +38,7 @@ def test_every_command_is_documented_and_has_help(name: str, cmd: click.Command)
 
 def test_help_does_not_import_heavy_libraries() -> None:
     code = (
-        "import sys; from tracker.cli import cli\n"
+        "import sys; from tracker.cli.main import cli\n"
         "try:\n    cli(['--help'], standalone_mode=False)\nexcept SystemExit:\n    pass\n"
         "print(sorted(m for m in ('trafilatura', 'lxml', 'sqlalchemy', 'feedparser', 'httpx') if m in sys.modules))"
     )

@@ -1,4 +1,4 @@
-"""tracker.extract.build_article: main text without boilerplate, metadata, feed fallbacks, charsets."""
+"""tracker.extraction.extract.build_article: main text without boilerplate, metadata, feed fallbacks, charsets."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from tracker.core.types import Article, FeedEntry, TextSource
 from tracker.demo.site import article_page, load_articles
-from tracker.extract import ExtractJob, build_article
-from tracker.types import Article, FeedEntry, TextSource
+from tracker.extraction.extract import ExtractJob, build_article
 
 SITE = "https://ledger.example"
 
@@ -253,7 +253,7 @@ def test_corpus_pages_extract(corpus: Path, caplog: pytest.LogCaptureFixture) ->
     html_dir = corpus / "html"
     pages = sample_pages(html_dir)
     assert len(pages) == 40
-    caplog.set_level(logging.WARNING, logger="tracker.extract")
+    caplog.set_level(logging.WARNING, logger="tracker.extraction.extract")
     empty = []
     for truth in pages:
         html = gzip.decompress((html_dir / truth["file"]).read_bytes())

@@ -18,19 +18,19 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-import tracker.feeds
-import tracker.pipeline
-import tracker.workers
-from tracker.config import FetchConfig, PollConfig
-from tracker.extract import ExtractJob
-from tracker.fetching import Fetcher
-from tracker.grouping import StoryGrouper
-from tracker.matching import Matcher
-from tracker.pipeline import run_cycle
-from tracker.rules import load_rules
-from tracker.store import Store
-from tracker.types import FeedSource
-from tracker.workers import Processed, process
+import tracker.pipeline.cycle
+import tracker.pipeline.processing
+import tracker.sources.feeds
+from tracker.core.config import FetchConfig, PollConfig
+from tracker.core.types import FeedSource
+from tracker.extraction.extract import ExtractJob
+from tracker.pipeline.cycle import run_cycle
+from tracker.pipeline.grouping import StoryGrouper
+from tracker.pipeline.processing import Processed, process
+from tracker.rules.matching import Matcher
+from tracker.rules.ruleset import load_rules
+from tracker.sources.fetching import Fetcher
+from tracker.store.database import Store
 
 from .conftest import REPO, HTTPServer, Response
 from .feedkit import HTML_HEADERS, RSS_HEADERS, page
@@ -115,15 +115,15 @@ def _inject(monkeypatch: pytest.MonkeyPatch, stage: str, exc: type[BaseException
     if stage == "fetch":
         wrap(Fetcher, "get", lambda self, url, **kw: _chosen(url) and url.endswith("feed.xml"))
     elif stage == "parse":
-        wrap(tracker.pipeline, "parse_feed", lambda body, url, *a, **kw: _chosen(url))
+        wrap(tracker.pipeline.cycle, "parse_feed", lambda body, url, *a, **kw: _chosen(url))
     elif stage == "entry conversion":
-        wrap(tracker.feeds, "_entry", lambda raw: _chosen(raw.get("link")))
+        wrap(tracker.sources.feeds, "_entry", lambda raw: _chosen(raw.get("link")))
     elif stage == "canonicalization":
-        wrap(tracker.pipeline, "canonicalize", lambda url, *a, **kw: _chosen(url))
+        wrap(tracker.pipeline.cycle, "canonicalize", lambda url, *a, **kw: _chosen(url))
     elif stage == "article fetch":
         wrap(Fetcher, "get", lambda self, url, **kw: _chosen(url) and url.endswith(".html"))
     elif stage == "extraction":
-        wrap(tracker.workers, "build_article", lambda job: _chosen(job.url) and job.html is not None)
+        wrap(tracker.pipeline.processing, "build_article", lambda job: _chosen(job.url) and job.html is not None)
     elif stage == "matching":
         wrap(Matcher, "match", lambda self, title, body: CHOSEN.title() in title)
     elif stage == "story placement":

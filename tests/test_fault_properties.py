@@ -21,17 +21,17 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from tracker.config import FetchConfig, PollConfig
-from tracker.feeds import EARLIEST, LATEST, parse_feed
-from tracker.fetching import Fetcher
-from tracker.grouping import StoryGrouper
-from tracker.matching import Matcher
-from tracker.migrate import upgrade
-from tracker.pipeline import run_cycle
-from tracker.rules import load_rules
-from tracker.store import Store, make_engine
-from tracker.types import FeedSource, FetchStatus
-from tracker.urls import canonicalize
+from tracker.core.config import FetchConfig, PollConfig
+from tracker.core.types import FeedSource, FetchStatus
+from tracker.core.urls import canonicalize
+from tracker.pipeline.cycle import run_cycle
+from tracker.pipeline.grouping import StoryGrouper
+from tracker.rules.matching import Matcher
+from tracker.rules.ruleset import load_rules
+from tracker.sources.feeds import EARLIEST, LATEST, parse_feed
+from tracker.sources.fetching import Fetcher
+from tracker.store.database import Store, make_engine
+from tracker.store.migrate import upgrade
 
 from .conftest import REPO
 from .test_fault_boundaries import InlineExtractor

@@ -1,4 +1,4 @@
-"""tracker.feeds.parse_feed: every feed dialect → FeedEntry, plain-text titles, UTC dates, errors."""
+"""tracker.sources.feeds.parse_feed: every feed dialect → FeedEntry, plain-text titles, UTC dates, errors."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tracker.errors import ParseError
-from tracker.feeds import parse_feed
-from tracker.types import FeedEntry, ParsedFeed
+from tracker.core.errors import ParseError
+from tracker.core.types import FeedEntry, ParsedFeed
+from tracker.sources.feeds import parse_feed
 
 RSS_TYPE = {"content-type": "application/rss+xml; charset=utf-8"}
 ATOM_TYPE = {"content-type": "application/atom+xml"}

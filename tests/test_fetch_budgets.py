@@ -21,13 +21,13 @@ import httpx
 import pytest
 import trustme
 
-import tracker.fetching as fetching
-import tracker.netguard as netguard
-from tracker.config import FetchConfig
-from tracker.errors import FetchError
-from tracker.fetching import Fetcher, _Window
-from tracker.netguard import DeadlineBackend, DeadlineStream, deadline
-from tracker.types import FetchStatus
+import tracker.sources.fetching as fetching
+import tracker.sources.netguard as netguard
+from tracker.core.config import FetchConfig
+from tracker.core.errors import FetchError
+from tracker.core.types import FetchStatus
+from tracker.sources.fetching import Fetcher, _Window
+from tracker.sources.netguard import DeadlineBackend, DeadlineStream, deadline
 
 from .test_decoding import RawServer, send
 

@@ -1,4 +1,4 @@
-"""tracker.fetching.Fetcher: conditional GET, redirects, limits and errors.
+"""tracker.sources.fetching.Fetcher: conditional GET, redirects, limits and errors.
 
 Unit tests run against ``httpx.MockTransport``; timeouts, gzip and the per-host limit run
 against the real loopback server from conftest (``http_server``).
@@ -16,10 +16,10 @@ from http.server import BaseHTTPRequestHandler
 import httpx
 import pytest
 
-from tracker.config import FetchConfig
-from tracker.errors import FetchError
-from tracker.fetching import DEFAULT_USER_AGENT, Fetcher
-from tracker.types import FetchStatus
+from tracker.core.config import FetchConfig
+from tracker.core.errors import FetchError
+from tracker.core.types import FetchStatus
+from tracker.sources.fetching import DEFAULT_USER_AGENT, Fetcher
 
 from .conftest import HTTPServer, Response
 

@@ -14,11 +14,11 @@ import re
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tracker.errors import ParseError
-from tracker.extract import ExtractJob, build_article
-from tracker.feeds import parse_feed
-from tracker.types import ParsedFeed
-from tracker.urls import canonicalize
+from tracker.core.errors import ParseError
+from tracker.core.types import ParsedFeed
+from tracker.core.urls import canonicalize
+from tracker.extraction.extract import ExtractJob, build_article
+from tracker.sources.feeds import parse_feed
 
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
 FEED_URL = "https://news.example/feed.xml"

@@ -2,7 +2,7 @@
 
 Every case must end *recorded* (the feed's last status and next poll time, a fetch_log row)
 within its budget, while the good feed's entries are stored and the cycle completes. Most
-cycles run in this process through ``tracker.pipeline.run_cycle``, wired as ``tracker.app``
+cycles run in this process through ``tracker.pipeline.cycle.run_cycle``, wired as ``tracker.service.app``
 wires it but with one extraction worker kept warm for the whole module (its budgets are
 those of the config), so that a case costs its own seconds and not a worker's start-up.
 The bombs and the pathological page also run together through `tracker poll --once`, whose
@@ -21,14 +21,15 @@ from pathlib import Path
 
 import pytest
 
-from tracker.app import load_matcher, make_extractor, prepare
-from tracker.config import Config, load_config
-from tracker.extract import ExtractJob
-from tracker.fetching import Fetcher
-from tracker.pipeline import run_cycle
-from tracker.types import CycleReport, FeedReport
-from tracker.urls import canonicalize
-from tracker.workers import KILL_GRACE, Extractor
+from tracker.core.config import Config, load_config
+from tracker.core.types import CycleReport, FeedReport
+from tracker.core.urls import canonicalize
+from tracker.extraction.extract import ExtractJob
+from tracker.pipeline.cycle import run_cycle
+from tracker.pipeline.pool import KILL_GRACE
+from tracker.pipeline.workers import Extractor
+from tracker.service.app import load_matcher, make_extractor, prepare
+from tracker.sources.fetching import Fetcher
 
 from .hostile import (
     BOMBS,

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-import tracker.store as store_module
-from tracker.errors import StorageError
-from tracker.migrate import upgrade
-from tracker.store import Store, make_engine
-from tracker.types import Article, TextSource
+import tracker.store.base as store_module
+from tracker.core.errors import StorageError
+from tracker.core.types import Article, TextSource
+from tracker.store.database import Store, make_engine
+from tracker.store.migrate import upgrade
 
 
 def article(n: int) -> Article:
@@ -58,7 +58,7 @@ def test_a_locked_database_delays_the_write_but_loses_nothing(
     store, db = impatient
     holder = hold_write_lock(db, 1.0)
     t0 = time.monotonic()
-    with caplog.at_level("INFO", logger="tracker.store"):
+    with caplog.at_level("INFO", logger="tracker.store.database"):
         _, created = store.add_item(article(1), [], feed_id=None)
     holder.join()
     assert created and time.monotonic() - t0 >= 0.9  # it waited for the other writer

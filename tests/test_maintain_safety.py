@@ -22,17 +22,17 @@ from typing import Any
 
 import pytest
 
-import tracker.cli
-from tracker import maintenance
-from tracker.config import Config, MaintenanceConfig
-from tracker.errors import AlreadyRunning, CorruptDatabase, StorageError
-from tracker.lock import ServiceLock, lock_path
-from tracker.maintenance import backups_of, maintain, quick_check, restore
-from tracker.metrics import Metrics
-from tracker.migrate import upgrade
-from tracker.service import maintenance_job
-from tracker.store import Store, make_engine
-from tracker.types import Article, TextSource
+import tracker.cli.main
+from tracker.core.config import Config, MaintenanceConfig
+from tracker.core.errors import AlreadyRunning, CorruptDatabase, StorageError
+from tracker.core.types import Article, TextSource
+from tracker.service import maintenance
+from tracker.service.maintenance import backups_of, maintain, quick_check, restore
+from tracker.service.metrics import Metrics
+from tracker.service.scheduler import maintenance_job
+from tracker.store.database import Store, make_engine
+from tracker.store.lock import ServiceLock, lock_path
+from tracker.store.migrate import upgrade
 
 NOW = datetime(2026, 3, 1, 3, 30, tzinfo=UTC)
 WORDS = ("harbour", "council", "ferry", "budget", "vote", "tariff", "plant", "union", "tram", "bridge", "market")
@@ -499,7 +499,7 @@ def test_cli_maintain_refuses_a_corrupt_store(tmp_path: Path, damage: Callable[[
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not hasattr(tracker.cli, "restore"), reason="`tracker restore` is not in the CLI yet")
+@pytest.mark.skipif("restore" not in tracker.cli.main.cli.commands, reason="`tracker restore` is not in the CLI yet")
 def test_cli_restore(tmp_path: Path) -> None:
     cfg, config, store = cli_store(tmp_path, items=40)
     (backup,) = good_backups(replace(config, maintenance=replace(config.maintenance, backups=3)), store, 1)

@@ -16,10 +16,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import tracker.matching as matching
-from tracker.matching import MAX_EVIDENCE_PER_TERM, MAX_MATCH_CHARS, Matcher
-from tracker.rules import RuleSet, load_rules
-from tracker.textindex import index
+import tracker.rules.evaluators as evaluators
+import tracker.rules.matching as matching
+import tracker.rules.mentions as mentions
+from tracker.rules.matching import MAX_EVIDENCE_PER_TERM, MAX_MATCH_CHARS, Matcher
+from tracker.rules.ruleset import RuleSet, load_rules
+from tracker.rules.textindex import index
 
 from .conftest import REPO
 
@@ -61,7 +63,7 @@ def hits_of(spans: list[tuple[int, int, str]]) -> list[Hit]:
 @given(left=SPANS, right=SPANS)
 def test_nearest_gaps_match_brute_force(left: list[tuple[int, int, str]], right: list[tuple[int, int, str]]) -> None:
     a, b = hits_of(left), hits_of(right) + hits_of(left)[:2]  # shared hits are never their own partner
-    got = [-1 if g == matching._NO_GAP else g for g in matching._nearest_gaps(a, b)]
+    got = [-1 if g == evaluators._NO_GAP else g for g in evaluators._nearest_gaps(a, b)]
     assert got == brute_gaps(a, b)
 
 
@@ -86,15 +88,15 @@ def test_near_matches_brute_force(
     doc = index("", " ".join(["w"] * 50))
     hits = {"L": [(s, e, "L") for s, e, _ in hits_of(left)], "R": [(s, e, "R") for s, e, _ in hits_of(right)]}
     lo, hi = min(window), max(window) + 1
-    ctx = matching._Ctx(doc, hits)
+    ctx = evaluators._Ctx(doc, hits)
     # With ``shared`` the right side is (L OR R): hits on both sides, which must not pair with themselves.
-    right_eval: matching._Eval = (
-        matching._Or([matching._Lit("L"), matching._Lit("R")]) if shared else matching._Lit("R")
+    right_eval: evaluators._Eval = (
+        evaluators._Or([evaluators._Lit("L"), evaluators._Lit("R")]) if shared else evaluators._Lit("R")
     )
-    node = matching._Near(matching._Lit("L"), right_eval, d)
+    node = evaluators._Near(evaluators._Lit("L"), right_eval, d)
     ok, found = node.eval(ctx, lo, hi)
 
-    l_in = matching._Lit("L").eval(ctx, lo, hi)[1]
+    l_in = evaluators._Lit("L").eval(ctx, lo, hi)[1]
     r_in = right_eval.eval(ctx, lo, hi)[1]
     expect, pairs = brute_near(l_in, r_in, d)
     assert ok is bool(expect)
@@ -104,7 +106,7 @@ def test_near_matches_brute_force(
     kept = {h for h, k in zip(everything, keep, strict=False) if k}
     for subset in (kept, set(everything)):
         best = max((c for c, a, b in pairs if a in subset and b in subset), default=0.0)
-        assert matching._best_closeness(ctx.near, subset) == best
+        assert evaluators._best_closeness(ctx.near, subset) == best
 
 
 @settings(max_examples=200, deadline=None)
@@ -117,17 +119,17 @@ def test_windows_in_range_are_the_windows_that_overlap_it(paragraphs: list[int],
     lo, hi = min(bounds), max(bounds)
     for spans, starts in ((doc.sentences, doc.sent_starts), (doc.paragraphs, doc.para_starts)):
         overlapping = [n for n, (a, b) in enumerate(spans) if max(lo, a) < min(hi, b)]
-        got = matching._windows_in(starts, spans, lo, hi)
+        got = evaluators._windows_in(starts, spans, lo, hi)
         assert set(overlapping) <= set(got)
         assert list(got) == sorted(got)
 
 
 def test_excluded_spans_cover() -> None:
-    spans = matching._Spans([(10, 12), (0, 3), (5, 9), (6, 7)])
+    spans = mentions._Spans([(10, 12), (0, 3), (5, 9), (6, 7)])
     for s in range(14):
         for e in range(s + 1, 15):
             assert spans.covers(s, e) == any(a <= s and e <= b for a, b in [(10, 12), (0, 3), (5, 9), (6, 7)])
-    assert not matching._Spans([]).covers(0, 1)
+    assert not mentions._Spans([]).covers(0, 1)
 
 
 # --- hostile texts against the shipped rules ------------------------------------------------------

@@ -1,4 +1,4 @@
-"""tracker.matching: Matcher semantics on tiny rule sets written to tmp_path."""
+"""tracker.rules.matching: Matcher semantics on tiny rule sets written to tmp_path."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import tracker.matching as matching
-from tracker.matching import Matcher, highlight, render
-from tracker.query import parse_query
-from tracker.rules import RuleSet, load_rules
-from tracker.types import Match
+import tracker.rules.matching as matching
+from tracker.core.types import Match
+from tracker.rules.matching import Matcher, highlight, render
+from tracker.rules.query import parse_query
+from tracker.rules.ruleset import RuleSet, load_rules
 
 ENTITIES = """\
 [ford]

@@ -33,10 +33,10 @@ from alembic.script import ScriptDirectory
 from click.testing import CliRunner
 from sqlalchemy import Engine, event
 
-from tracker.cli import cli
-from tracker.errors import StorageError
-from tracker.migrate import MIGRATION_LOCK, alembic_config, head_revision, upgrade
-from tracker.store import make_engine
+from tracker.cli.main import cli
+from tracker.core.errors import StorageError
+from tracker.store.database import make_engine
+from tracker.store.migrate import MIGRATION_LOCK, alembic_config, head_revision, upgrade
 
 from .conftest import HTTPServer, Response
 from .feedkit import HTML_HEADERS, RSS_HEADERS, Entry, page, rss

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from tracker.app import poll_once
-from tracker.config import Config, FetchConfig, PollConfig
+from tracker.core.config import Config, FetchConfig, PollConfig
+from tracker.core.types import CycleReport, FeedSource, FetchStatus
 from tracker.demo.site import NewsSite
-from tracker.store import Store
-from tracker.types import CycleReport, FeedSource, FetchStatus
+from tracker.service.app import poll_once
+from tracker.store.database import Store
 
 from .conftest import REPO, HTTPServer, Response
 from .feedkit import HTML_HEADERS, RSS_HEADERS, Entry, atom, page, rss

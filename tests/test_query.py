@@ -1,4 +1,4 @@
-"""tracker.query: the rule query language (grammar, syntax tree, syntax errors)."""
+"""tracker.rules.query: the rule query language (grammar, syntax tree, syntax errors)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from tracker.query import (
+from tracker.rules.query import (
     And,
     AtLeast,
     EntityRef,
@@ -510,11 +510,11 @@ def test_shipped_parser_tables_are_current() -> None:
     to the grammar or an upgrade of lark they must be rebuilt, or every start builds them again."""
     import json
 
-    from tracker import query
+    from tracker.rules import querygrammar
 
-    saved = json.loads(query.TABLES.read_text(encoding="utf-8"))
-    assert saved["key"] == query._tables_key(), (
-        "stale parser tables: python -c 'from tracker.query import save_tables; save_tables()'"
+    saved = json.loads(querygrammar.TABLES.read_text(encoding="utf-8"))
+    assert saved["key"] == querygrammar._tables_key(), (
+        "stale parser tables: python -c 'from tracker.rules.query import save_tables; save_tables()'"
     )
 
 
@@ -533,9 +533,9 @@ def test_shipped_parser_tables_are_current() -> None:
 )
 def test_parser_from_tables_is_the_built_parser(text: str) -> None:
     """Same trees (with the positions errors point at) and the same errors, from either parser."""
-    from tracker import query
+    from tracker.rules import querygrammar
 
-    shipped, built = query._parser(), query._build_parser()
+    shipped, built = querygrammar._parser(), querygrammar._build_parser()
 
     def outcome(parser: object) -> object:
         try:

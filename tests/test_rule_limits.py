@@ -19,9 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from tracker.errors import BadQueryError, RuleError
-from tracker.matching import Matcher
-from tracker.query import (
+from tracker.analysis.search import MAX_SEARCH_TERMS, check_query
+from tracker.core.errors import BadQueryError, RuleError
+from tracker.rules.matching import Matcher
+from tracker.rules.query import (
     MAX_ATLEAST,
     MAX_DEPTH,
     MAX_NEAR,
@@ -34,9 +35,8 @@ from tracker.query import (
     measure,
     parse_query,
 )
-from tracker.rulefiles import MAX_FILE_BYTES
-from tracker.rules import MAX_CATALOGUE_STRINGS, MAX_ERRORS, MAX_TERMS_TOTAL, check_rules, load_rules
-from tracker.search import MAX_SEARCH_TERMS, check_query
+from tracker.rules.rulefiles import MAX_FILE_BYTES
+from tracker.rules.ruleset import MAX_CATALOGUE_STRINGS, MAX_ERRORS, MAX_TERMS_TOTAL, check_rules, load_rules
 
 REPO = Path(__file__).resolve().parent.parent
 GUARD = 30  #: seconds a command may take before the test fails (each answers in about one)

@@ -1,4 +1,4 @@
-"""tracker.rules: rule files, the entity catalogue, validation errors and content hashes."""
+"""tracker.rules.ruleset: rule files, the entity catalogue, validation errors and content hashes."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from tracker.errors import RuleError
-from tracker.query import And, EntityRef, Or, Term
-from tracker.rules import Entity, RuleSet, check_rules, load_rules
+from tracker.core.errors import RuleError
+from tracker.rules.query import And, EntityRef, Or, Term
+from tracker.rules.ruleset import Entity, RuleSet, check_rules, load_rules
 
 ENTITIES = """\
 [ford]

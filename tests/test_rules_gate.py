@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tracker.matching import Matcher
-from tracker.rules import load_rules
+from tracker.rules.matching import Matcher
+from tracker.rules.ruleset import load_rules
 
 from .conftest import REPO
 

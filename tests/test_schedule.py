@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tracker.config import FetchConfig
-from tracker.fetching import Fetcher, _Window
-from tracker.schedule import Cadence, cache_hint, failure_weight, plan, retry_after, update_rate
-from tracker.types import FetchStatus
+from tracker.core.config import FetchConfig
+from tracker.core.schedule import Cadence, cache_hint, failure_weight, plan, retry_after, update_rate
+from tracker.core.types import FetchStatus
+from tracker.sources.fetching import Fetcher, _Window
 
 from .conftest import HTTPServer, Response
 from .feedkit import HTML_HEADERS, RSS_HEADERS, Entry, page, rss

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tracker.migrate import upgrade
-from tracker.store import make_engine
+from tracker.store.database import make_engine
+from tracker.store.migrate import upgrade
 
 from .conftest import REPO
 

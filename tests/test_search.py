@@ -76,7 +76,7 @@ def search(cfg: Path, *args: str) -> list[dict]:
 def test_search_ranks_marks_and_filters(polled: Path) -> None:
     hits = search(polled, "quay")
     assert [h["title"] for h in hits] == ["Harbour board approves the new quay"]
-    assert "[quay]" in hits[0]["snippet"] and hits[0]["topics"] == "harbour"
+    assert "[quay]" in hits[0]["snippet"] and hits[0]["topics"] == ["harbour"]
     # Stemming: "votes" finds "voted" and "vote"; ranked, the title hit first.
     assert {h["title"] for h in search(polled, "votes")} == {
         "Harbour board approves the new quay",

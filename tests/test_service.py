@@ -143,8 +143,8 @@ def test_run_serves_health_and_metrics_on_loopback(tmp_path: Path, news_site: Ne
 def test_health_is_stale_before_the_first_tick_and_after_three_missed_ticks() -> None:
     from datetime import UTC, datetime, timedelta
 
-    from tracker.metrics import Metrics
-    from tracker.types import CycleReport
+    from tracker.core.types import CycleReport
+    from tracker.service.metrics import Metrics
 
     metrics = Metrics(timedelta(minutes=5))
     now = datetime(2026, 5, 1, 12, tzinfo=UTC)
@@ -187,9 +187,9 @@ def test_sigterm_abandons_stuck_work_within_the_stop_timeout(tmp_path: Path, htt
 
 
 FAULT_HOOK = """
-import tracker.pipeline
+import tracker.pipeline.cycle
 
-_parse = tracker.pipeline.parse_feed
+_parse = tracker.pipeline.cycle.parse_feed
 
 
 def _broken(body, url, *args, **kwargs):
@@ -198,7 +198,7 @@ def _broken(body, url, *args, **kwargs):
     return _parse(body, url, *args, **kwargs)
 
 
-tracker.pipeline.parse_feed = _broken
+tracker.pipeline.cycle.parse_feed = _broken
 """
 
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-import tracker.netguard as netguard
-from tracker.config import FetchConfig
-from tracker.errors import FetchError
-from tracker.fetching import Fetcher
-from tracker.netguard import GuardedBackend, RefusedAddress
-from tracker.types import FetchStatus
+import tracker.sources.netguard as netguard
+from tracker.core.config import FetchConfig
+from tracker.core.errors import FetchError
+from tracker.core.types import FetchStatus
+from tracker.sources.fetching import Fetcher
+from tracker.sources.netguard import GuardedBackend, RefusedAddress
 
 from .conftest import HTTPServer, Response
 from .feedkit import HTML_HEADERS, RSS_HEADERS, Entry, page, rss
@@ -83,7 +83,7 @@ def test_allow_private_addresses_lets_them_through(
 
 def test_the_allowlist_trusts_named_hosts(other_host: HTTPServer) -> None:
     fetcher = Fetcher(FetchConfig(allowed_hosts=("127.0.0.2",)))
-    from tracker.pipeline import article_guard
+    from tracker.pipeline.guards import article_guard
 
     guard = article_guard("http://news.example/feed.xml", fetcher.config)
     with fetcher:

@@ -14,11 +14,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
-from tracker.errors import SchemaVersionError
-from tracker.migrate import current_revision, head_revision, upgrade
-from tracker.models import Base
-from tracker.store import Store, make_engine
-from tracker.types import Article, FeedSource, Match, TextSource
+from tracker.core.errors import SchemaVersionError
+from tracker.core.types import Article, FeedSource, Match, TextSource
+from tracker.store.database import Store, make_engine
+from tracker.store.migrate import current_revision, head_revision, upgrade
+from tracker.store.models import Base
 
 
 def article(url: str = "https://news.example/a/1", **kw: object) -> Article:
@@ -49,7 +49,7 @@ def test_upgrade_creates_schema_matching_models(tmp_path: Path) -> None:
 def test_head_constant_is_alembics_head() -> None:
     """``migrate.HEAD`` lets a database at the newest schema open without importing alembic;
     a new migration must move it."""
-    from tracker.migrate import HEAD
+    from tracker.store.migrate import HEAD
 
     assert head_revision() == HEAD
 
@@ -59,8 +59,8 @@ def test_opening_a_current_database_does_not_import_alembic(tmp_path: Path) -> N
     upgrade(make_engine(f"sqlite:///{db}"))
     code = (
         "import sys\n"
-        "from tracker.store import make_engine\n"
-        "from tracker.migrate import upgrade, HEAD\n"
+        "from tracker.store.database import make_engine\n"
+        "from tracker.store.migrate import upgrade, HEAD\n"
         f"assert upgrade(make_engine('sqlite:///{db}')) == (HEAD, HEAD)\n"
         "assert not [m for m in sys.modules if m.startswith('alembic')], 'alembic imported'\n"
     )
@@ -146,7 +146,7 @@ def test_naive_datetimes_are_rejected(store: Store) -> None:
 def test_upgrade_from_first_revision_keeps_data(tmp_path: Path) -> None:
     from alembic import command
 
-    from tracker.migrate import alembic_config
+    from tracker.store.migrate import alembic_config
 
     engine = make_engine(f"sqlite:///{tmp_path / 'old.sqlite'}")
     cfg = alembic_config()

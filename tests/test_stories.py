@@ -22,12 +22,13 @@ from sqlalchemy import select, text
 
 from tests.conftest import DATA, SHARED
 from tests.storyeval import DEV, evaluate, evaluate_clusters
-from tracker.grouping import StoryGrouper
-from tracker.models import Item
-from tracker.store import Store
-from tracker.stories import Assignment, Signature, StoryIndex, _dots, _Sparse, _Vocab, cosine, group, signature
-from tracker.storydb import StoryPlacement, list_stories, signatures
-from tracker.types import Article, FeedSource, Match, TextSource
+from tracker.core.types import Article, FeedSource, Match, TextSource
+from tracker.pipeline.grouping import StoryGrouper
+from tracker.store.database import Store
+from tracker.store.models import Item
+from tracker.store.storydb import StoryPlacement, list_stories, signatures
+from tracker.stories.index import Assignment, StoryIndex, _dots, _Sparse, _Vocab, group
+from tracker.stories.signature import Signature, cosine, signature
 
 T0 = datetime(2026, 5, 4, 9, tzinfo=UTC)
 SEEDS = SHARED / "seeds"
@@ -502,7 +503,7 @@ def test_batch_dots_equal_the_plain_cosine(
 
 def test_vocabulary_compaction_keeps_assignments(monkeypatch: pytest.MonkeyPatch) -> None:
     """A long-running index forgets the words of pruned items; what it still holds is found as before."""
-    import tracker.stories as stories
+    import tracker.stories.index as stories
 
     monkeypatch.setattr(stories, "VOCAB_SLACK", 0)
     monkeypatch.setattr(stories, "VOCAB_PER_ITEM", 1)

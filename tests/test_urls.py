@@ -1,4 +1,4 @@
-"""tracker.urls: canonical URLs, feed-URL validation and the private-address checks."""
+"""tracker.core.urls: canonical URLs, feed-URL validation and the private-address checks."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tracker.urls import canonicalize, is_private_address, validate_feed_url
+from tracker.core.urls import canonicalize, is_private_address, validate_feed_url
 
 # --- canonicalize -----------------------------------------------------------------------
 

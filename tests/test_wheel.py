@@ -73,5 +73,5 @@ def test_installed_wheel_runs_demo_from_elsewhere(wheel: Path, tmp_path: Path) -
         check=True,
     )
     assert where.stdout.startswith(str(site))
-    con = sqlite3.connect(tmp_path / "home" / "demo.sqlite")
+    con = sqlite3.connect(elsewhere / "tracker.sqlite")
     assert con.execute("SELECT count(DISTINCT rule_id) FROM tagged_items").fetchone()[0] == 5

@@ -1,4 +1,4 @@
-"""tracker.workers: per-page time and memory budgets on real worker processes, worker
+"""tracker.pipeline.workers: per-page time and memory budgets on real worker processes, worker
 replacement, and workers that do not outlive their parent."""
 
 from __future__ import annotations
@@ -16,13 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from tracker.config import FetchConfig, parse_config
-from tracker.errors import ConfigError
-from tracker.extract import ExtractJob
-from tracker.matching import Matcher
-from tracker.rules import load_rules
-from tracker.types import FeedEntry, TextSource
-from tracker.workers import CRASHED, KILL_GRACE, MEMORY, TIMEOUT, Extractor, Processed, over_budget
+from tracker.core.config import FetchConfig, parse_config
+from tracker.core.errors import ConfigError
+from tracker.core.types import FeedEntry, TextSource
+from tracker.extraction.extract import ExtractJob
+from tracker.pipeline.pool import KILL_GRACE
+from tracker.pipeline.processing import CRASHED, MEMORY, TIMEOUT, Processed, over_budget
+from tracker.pipeline.workers import Extractor
+from tracker.rules.matching import Matcher
+from tracker.rules.ruleset import load_rules
 
 from .conftest import REPO
 from .feedkit import page
@@ -160,10 +162,10 @@ PARENT = """
 import json, sys, time
 from pathlib import Path
 
-from tracker.extract import ExtractJob
-from tracker.matching import Matcher
-from tracker.rules import load_rules
-from tracker.workers import Extractor
+from tracker.extraction.extract import ExtractJob
+from tracker.rules.matching import Matcher
+from tracker.rules.ruleset import load_rules
+from tracker.pipeline.workers import Extractor
 
 if __name__ == "__main__":
     extractor = Extractor(Matcher(load_rules([Path(sys.argv[1])])), 2, timeout=120)

@@ -1,3 +1,3 @@
-from .cli import main
+from tracker.cli.main import main
 
 main()

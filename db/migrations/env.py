@@ -1,6 +1,6 @@
 """Alembic environment for newstracker.
 
-`tracker init` (tracker.migrate.upgrade) passes an open connection in
+`tracker init` (tracker.store.migrate.upgrade) passes an open connection in
 ``config.attributes["connection"]``, already inside the one transaction (holding the
 migration lock) that every pending revision runs in: Alembic commits nothing itself, so
 an interrupted upgrade leaves the schema it started from. Nothing here reads the
@@ -12,7 +12,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from tracker.models import Base
+from tracker.store.models import Base
 
 config = context.config
 target_metadata = Base.metadata
@@ -21,14 +21,14 @@ target_metadata = Base.metadata
 def run_migrations_online() -> None:
     connection: Connection = config.attributes["connection"]
     if not connection.in_transaction():
-        raise RuntimeError("migrations run inside the caller's transaction: use tracker.migrate.upgrade")
+        raise RuntimeError("migrations run inside the caller's transaction: use tracker.store.migrate.upgrade")
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=True,  # SQLite needs copy-and-move for ALTER
         compare_type=True,
         # DDL is transactional on both databases (on SQLite once the driver's own transaction
-        # handling is off, which tracker.migrate does), and all revisions share one transaction.
+        # handling is off, which tracker.store.migrate does), and all revisions share one transaction.
         transactional_ddl=True,
         transaction_per_migration=False,
         # The FTS5 index (items_fts and its shadow tables) is maintained by triggers, not models.

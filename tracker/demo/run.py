@@ -5,17 +5,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from .. import resources
-from ..app import open_store, poll_once
-from ..config import Config, FetchConfig
-from ..report import cycle_summary
-from ..storydb import list_stories
-from ..types import FeedSource
-from .site import NewsSite
+from tracker.analysis.tables import cycle_summary
+from tracker.core import resources
+from tracker.core.config import Config, FetchConfig
+from tracker.core.errors import ConfigError
+from tracker.core.types import FeedSource
+from tracker.demo.site import NewsSite
+from tracker.service.app import open_store, poll_once
+from tracker.store.storydb import list_stories
 
 EXAMPLE_SQL = "SELECT rule_id, title, source FROM tagged_items ORDER BY rule_id, published_at DESC;"
-STORIES_SQL = "SELECT story_id, n_items, topics, headline FROM stories ORDER BY first_seen DESC;"
 
 
 def demo_config(db_path: Path, site: NewsSite) -> Config:
@@ -27,9 +28,21 @@ def demo_config(db_path: Path, site: NewsSite) -> Config:
     )
 
 
-def run_demo(db_path: Path, *, echo: Callable[[str], None] = print) -> Path:
-    """Run the demo into a fresh database at ``db_path``; returns the path."""
+def run_demo(
+    db_path: Path,
+    *,
+    echo: Callable[[str], None] = print,
+    reads_it: Callable[[], bool] | None = None,
+    progress: Callable[[int, int, int], None] | None = None,
+) -> Path:
+    """Run the demo into a fresh database at ``db_path``; returns the path.
+
+    An existing file there is replaced only when it is an earlier demo's store (every feed
+    on the loopback address): a real store is never overwritten. ``reads_it`` says whether
+    a command run next in this directory opens ``db_path`` without flags (else the
+    suggested commands carry ``--db``)."""
     db_path = db_path.resolve()
+    _refuse_to_replace(db_path)
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db_path}{suffix}").unlink(missing_ok=True)
     t0 = time.monotonic()
@@ -37,7 +50,7 @@ def run_demo(db_path: Path, *, echo: Callable[[str], None] = print) -> Path:
         echo(f"Demo news site running at {site.base_url} ({len(site.articles)} articles, 3 feeds)")
         config = demo_config(db_path, site)
         store = open_store(config)
-        report = poll_once(config, store)
+        report = poll_once(config, store, progress=progress)
     echo("")
     echo(cycle_summary(report))
     stories = list_stories(store.engine, limit=None)
@@ -46,12 +59,37 @@ def run_demo(db_path: Path, *, echo: Callable[[str], None] = print) -> Path:
     for story in grouped:
         echo(f"  [{story['story_id']}] {story['n_items']} articles: {story['headline']}")
     echo("")
-    echo(f"Database: {db_path}  (demo finished in {time.monotonic() - t0:.1f}s)")
-    echo("Try:")
+    echo(f"Store: {db_path}  (demo finished in {time.monotonic() - t0:.1f}s)")
+    flag = "" if reads_it is None or reads_it() else f'--db "{db_path}" '
+    first = grouped[0]["story_id"] if grouped else (stories[0]["story_id"] if stories else 1)
+    echo("Next, from this directory:")
+    for command, what in (
+        ("stories", "the stories, newest first"),
+        (f"story {first}", "one story: its articles, outlets and timeline"),
+        ('search "joint venture"', "full-text search over every article"),
+        ("explain 1", "why an article was tagged"),
+        ("report --out report.html", "the analysts' HTML report"),
+        ("web", f"browse the store in Datasette (needs: {resources.install_hint('web')})"),
+        ("status", "how polling went"),
+    ):
+        echo(f"  tracker {flag}{command:<28} # {what}")
     echo(f'  sqlite3 "{db_path}" "{EXAMPLE_SQL}"')
-    echo(f'  sqlite3 "{db_path}" "{STORIES_SQL}"')
-    echo(
-        f"  python -c \"import sqlite3; [print(*r, sep=' | ') for r in "
-        f"sqlite3.connect(r'{db_path}').execute('{EXAMPLE_SQL}')]\""
-    )
     return db_path
+
+
+def _refuse_to_replace(db_path: Path) -> None:
+    """Stop when ``db_path`` holds a store that is not an earlier demo's."""
+    import sqlite3
+
+    if not db_path.exists():
+        return
+    try:
+        con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+        try:
+            urls = [row[0] for row in con.execute("SELECT url FROM feeds")]
+        finally:
+            con.close()
+    except sqlite3.Error:
+        urls = ["?"]
+    if any(urlsplit(url).hostname not in ("127.0.0.1", "localhost") for url in urls):
+        raise ConfigError(f"{db_path} is a store with real feeds, not a demo's; pass --db to write the demo elsewhere")

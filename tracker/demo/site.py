@@ -211,6 +211,8 @@ class NewsSite:
             items = [a for a in self.articles if a["section"] in sections]
             render, ctype = _RENDER[path[path.rindex(".") :]]
             return 200, f"{ctype}; charset=utf-8", render(name, items, self.base_url)
+        if path in ("/", "/index.html"):
+            return 200, "text/html; charset=utf-8", self.home_page()
         if path.startswith("/articles/") and path.endswith(".html"):
             slug = path[len("/articles/") : -len(".html")]
             index = next((i for i, a in enumerate(self.articles) if a["slug"] == slug), None)
@@ -218,6 +220,20 @@ class NewsSite:
                 related = [self.articles[(index + k) % len(self.articles)] for k in (1, 2, 3, 4)]
                 return 200, "text/html; charset=utf-8", article_page(self.articles[index], related, self.base_url)
         return 404, "text/html; charset=utf-8", "<html><body><h1>Page not found</h1></body></html>"
+
+    def home_page(self) -> str:
+        """The front page: the latest headlines, and its feeds advertised as browsers and
+        feed readers find them (``<link rel="alternate">``)."""
+        links = "".join(
+            f'<link rel="alternate" type="{_RENDER[path[path.rindex(".") :]][1]}" title="{_e(name)}" href="{path}">'
+            for path, (name, _) in FEEDS.items()
+        )
+        latest = sorted(self.articles, key=lambda a: a["published"], reverse=True)[:10]
+        items = "".join(f'<li><a href="/articles/{_e(a["slug"])}.html">{_e(a["title"])}</a></li>' for a in latest)
+        return (
+            f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{SITE_NAME}</title>{links}"
+            f"</head><body><h1>{SITE_NAME}</h1><ul>{items}</ul></body></html>"
+        )
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         site = self

@@ -1,0 +1,225 @@
+"""What a digest says: the new developments and updates a subscription has not received,
+grouped by topic and by story, and the health of the sources.
+
+``build_digest`` reads the store and returns a ``Digest`` — plain data that the templates
+(``tracker/render.py``) turn into HTML and text. Nothing here sends or records anything.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from itertools import pairwise
+
+from tracker.core.config import DigestConfig
+from tracker.core.urls import redact, redact_text
+from tracker.digest.queries import PendingMatch, feed_activity, pending_matches, story_facts
+from tracker.store.database import Store
+
+#: a feed is "silent" when its last new item is this many typical gaps old (and over a day)
+SILENT_GAPS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One story under one topic."""
+
+    story_id: int
+    marker: str  #: "new": the story is new to this topic; "update": more on a story already reported
+    headline: str
+    url: str  #: the best source: the item that matched the topic best
+    outlets: tuple[str, ...]  #: the first few outlets
+    more_sources: int  #: outlets not listed
+    published: datetime | None  #: UTC; the best source's
+    snippet: str
+    terms: tuple[str, ...]  #: why it matched: the rule's matched terms and entities
+    score: float
+    items: int  #: new items of this story in this digest
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    rule_id: str
+    title: str
+    entries: tuple[Entry, ...]
+    left_out: int  #: stories not shown (over max_stories)
+
+    @property
+    def new(self) -> int:
+        return sum(1 for e in self.entries if e.marker == "new")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceProblem:
+    name: str
+    url: str
+    kind: str  #: "failing", "parked" or "silent"
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    name: str
+    generated_at: datetime
+    since: datetime
+    timezone: str
+    topics: tuple[Topic, ...]
+    sources: tuple[SourceProblem, ...]
+    subscribed: tuple[tuple[str, str], ...]  #: (rule id, title) of every topic of the subscription
+    deliveries: tuple[tuple[int, str], ...]  #: the (item, rule) pairs it carries, shown or left out
+    config_path: str | None = None
+
+    @property
+    def new_developments(self) -> int:
+        return sum(t.new for t in self.topics)
+
+    @property
+    def updates(self) -> int:
+        return sum(len(t.entries) - t.new for t in self.topics)
+
+    @property
+    def empty(self) -> bool:
+        return not self.deliveries
+
+    @property
+    def summary(self) -> str:
+        topics = sum(1 for t in self.topics if t.entries)
+        if not topics:
+            return "No new developments"
+        new = _plural(self.new_developments, "new development")
+        text = f"{new} in {_plural(topics, 'topic')}"
+        return text + (f", and {_plural(self.updates, 'update')}" if self.updates else "")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def build_digest(
+    store: Store,
+    sub: DigestConfig,
+    rule_titles: Mapping[str, str],
+    *,
+    since: datetime,
+    now: datetime,
+    last_sent: datetime | None = None,
+    config_path: str | None = None,
+) -> Digest:
+    """The digest ``sub`` would get now: every match stored since ``since`` it has not had.
+    ``last_sent`` (the previous digest) is what the digest says it is new since."""
+    rules = None if "*" in sub.rules else list(sub.rules)
+    subscribed = sorted(rule_titles) if rules is None else rules
+    # Only the rules loaded now: matches of a rule since removed are not this digest's business.
+    pending = pending_matches(store.engine, sub.name, subscribed, sub.min_score, since)
+    facts = story_facts(store.engine, (p.story_id for p in pending if p.story_id is not None), sub.name, since)
+    by_topic: dict[str, dict[int, list[PendingMatch]]] = defaultdict(lambda: defaultdict(list))
+    for p in pending:
+        by_topic[p.rule_id][p.story_id if p.story_id is not None else -p.item_id].append(p)
+    topics = []
+    for rule_id in subscribed:
+        stories = by_topic.get(rule_id, {})
+        entries = sorted(
+            (_entry(story_id, matches, facts.get(story_id)) for story_id, matches in stories.items()),
+            key=lambda e: (e.marker != "new", -e.score, e.headline),
+        )
+        shown = entries[: sub.max_stories]
+        topics.append(Topic(rule_id, rule_titles.get(rule_id, rule_id), tuple(shown), len(entries) - len(shown)))
+    return Digest(
+        name=sub.name,
+        generated_at=now,
+        since=max(since, last_sent) if last_sent else since,
+        timezone=sub.timezone,
+        topics=tuple(topics),
+        sources=tuple(source_problems(store, now)),
+        subscribed=tuple((r, rule_titles.get(r, r)) for r in subscribed),
+        deliveries=tuple(sorted((p.item_id, p.rule_id) for p in pending)),
+        config_path=config_path,
+    )
+
+
+def _entry(story_id: int, matches: Sequence[PendingMatch], facts: Mapping[str, object] | None) -> Entry:
+    best = max(matches, key=lambda m: (m.score, -m.item_id))
+    rule = best.rule_id
+    if facts is None:  # an item not yet grouped: a story of its own
+        outlets = [best.outlet] if best.outlet else []
+        headline, new = best.title, True
+    else:
+        outlets = list(facts["outlets"])  # type: ignore[call-overload]
+        headline = str(facts["headline"] or best.title)
+        earlier: Mapping[str, int] = facts["earlier"]  # type: ignore[assignment]
+        # New to this topic when the subscriber has had none of the story's items under it.
+        new = not earlier.get(rule, 0)
+    shown = outlets[:3]
+    terms = tuple(dict.fromkeys(t for m in matches for t in m.terms))
+    return Entry(
+        story_id=story_id,
+        marker="new" if new else "update",
+        headline=headline,
+        url=best.url,
+        outlets=tuple(shown),
+        more_sources=max(0, len(outlets) - len(shown)),
+        published=best.published_at or best.story_at,
+        snippet=best.snippet,
+        terms=terms,
+        score=best.score,
+        items=len({m.item_id for m in matches}),
+    )
+
+
+def source_problems(store: Store, now: datetime) -> list[SourceProblem]:
+    """Feeds failing now, parked after failing for long, or silent for longer than usual."""
+    out = []
+    for feed in feed_activity(store.engine):
+        failures = feed["consecutive_failures"] or 0
+        if feed["parked"] and failures:
+            since = feed["last_success_at"]
+            out.append(
+                SourceProblem(
+                    feed["name"],
+                    redact(feed["url"]),
+                    "parked",
+                    f"{failures} failed polls in a row"
+                    + (f", last success {since:%Y-%m-%d}" if since else ", never fetched")
+                    + f": {redact_text(feed['last_error'] or feed['last_status'])}",
+                )
+            )
+        elif failures:
+            out.append(
+                SourceProblem(
+                    feed["name"],
+                    redact(feed["url"]),
+                    "failing",
+                    f"{feed['last_status']}: {redact_text(feed['last_error'] or 'failed')}",
+                )
+            )
+        else:
+            silent = _silence(feed["seen"], now)
+            if silent is not None:
+                out.append(SourceProblem(feed["name"], redact(feed["url"]), "silent", silent))
+    return out
+
+
+def _silence(seen: Sequence[datetime], now: datetime) -> str | None:
+    """A description when the feed's last new item is much older than its usual gap."""
+    if len(seen) < 3:
+        return None
+    gaps = [(a - b).total_seconds() for a, b in pairwise(seen) if a > b]
+    if not gaps:
+        return None
+    usual = timedelta(seconds=statistics.median(gaps))
+    quiet = now - seen[0]
+    if quiet > max(timedelta(days=1), SILENT_GAPS * usual):
+        return f"no new item for {_span(quiet)} (usually one every {_span(usual)})"
+    return None
+
+
+def _span(d: timedelta) -> str:
+    hours = d.total_seconds() / 3600
+    if hours < 1:
+        return f"{max(1, round(hours * 60))} min"
+    if hours < 48:
+        return f"{round(hours)} h"
+    return f"{round(hours / 24)} days"
