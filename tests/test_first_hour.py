@@ -84,6 +84,13 @@ def test_what_the_read_commands_say(demo_dir: tuple[Path, dict[str, str]]) -> No
     assert explain.returncode == 0 and explain.stdout.strip()
     status = tracker("status", cwd=where, env=env).stdout
     assert str(where / "tracker.sqlite") in status
+    items = tracker("export", "--out", "-", "--format", "jsonl", cwd=where, env=env)
+    rows = [json.loads(line) for line in items.stdout.splitlines()]
+    bad = [r for r in rows if not (isinstance(r["terms"], list) and ISO.match(r["published_at"] or ""))]
+    assert rows and not bad, bad[:1]
+    assert "rows written to standard output" in items.stderr
+    exported = tracker("export", "--what", "stories", "--out", "-", "--format", "jsonl", cwd=where, env=env)
+    assert all(isinstance(json.loads(line)["topics"], list) for line in exported.stdout.splitlines())
     report = tracker("report", "--out", "report.html", cwd=where, env=env)
     assert report.returncode == 0, report.stderr
     assert (where / "report.html").stat().st_size > 1000

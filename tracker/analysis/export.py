@@ -110,13 +110,26 @@ def _csv(batches: Iterator[list[dict[str, Any]]], columns: dict[str, str], out: 
 
 
 def _jsonl(batches: Iterator[list[dict[str, Any]]], columns: dict[str, str], out: Path) -> int:
+    """JSON Lines in the shape of every command's JSON: ``terms`` and ``topics`` as arrays
+    (the views keep them as JSON text and a comma-separated list, for SQL and CSV)."""
     n = 0
     with out.open("w", encoding="utf-8") as f:
         for batch in batches:
             for r in batch:
-                f.write(json.dumps({k: _plain(v) for k, v in r.items()}, ensure_ascii=False) + "\n")
+                f.write(json.dumps({k: _json_value(k, v) for k, v in r.items()}, ensure_ascii=False) + "\n")
             n += len(batch)
     return n
+
+
+def _json_value(key: str, value: Any) -> Any:
+    if key == "terms" and isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    if key == "topics":
+        return [t.strip() for t in (value or "").split(",") if t.strip()]
+    return _plain(value)
 
 
 def _parquet(batches: Iterator[list[dict[str, Any]]], columns: dict[str, str], out: Path) -> int:

@@ -45,7 +45,7 @@ class Hit:
     item_id: int
     title: str
     url: str
-    outlet: str | None
+    outlet: str | None  #: the site name the page declares, else its host (as in every listing)
     at: datetime | None  #: published, else fetched (UTC)
     topics: str  #: the rules that tag it, comma-separated
     snippet: str  #: a passage with the matched words between MARK
@@ -82,7 +82,7 @@ def search(
     params.update(q=query, n=limit if limit > 0 else -1 if store.engine.dialect.name == "sqlite" else None)
     if dialect == "sqlite":
         sql = f"""
-            SELECT i.id, i.title, i.url, i.host, coalesce(i.published_at, i.fetched_at) AS at,
+            SELECT i.id, i.title, i.url, coalesce(i.site_name, i.host), coalesce(i.published_at, i.fetched_at) AS at,
                    -bm25(items_fts, 5.0, 1.0, 2.0) AS score,
                    snippet(items_fts, 1, '{MARK[0]}', '{MARK[1]}', '…', 24) AS snip,
                    (SELECT group_concat(m.rule_id, ', ') FROM matches m WHERE m.item_id = i.id) AS topics
@@ -92,7 +92,7 @@ def search(
             LIMIT :n"""
     elif dialect == "postgresql":
         sql = f"""
-            SELECT i.id, i.title, i.url, i.host, coalesce(i.published_at, i.fetched_at) AS at,
+            SELECT i.id, i.title, i.url, coalesce(i.site_name, i.host), coalesce(i.published_at, i.fetched_at) AS at,
                    ts_rank_cd({_PG_DOCUMENT}, websearch_to_tsquery('english', :q)) AS score,
                    ts_headline('english', i.text, websearch_to_tsquery('english', :q),
                                'StartSel={MARK[0]}, StopSel={MARK[1]}, MaxWords=30, MinWords=12') AS snip,
