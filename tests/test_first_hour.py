@@ -45,7 +45,7 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
 READ_COMMANDS = [
     ("stories",),
     ("stories", "--format", "json"),
-    ("story", "7"),
+    ("story", "1"),
     ("search", "joint venture", "--format", "jsonl"),
     ("explain", "1"),
     ("status",),
@@ -176,3 +176,39 @@ def test_progress_shows_on_a_terminal_and_not_in_a_pipe(tmp_path: Path) -> None:
     assert b"polling the demo site: 3/3 feeds, 30 articles stored" in seen
     piped = tracker("demo", "--db", "again.sqlite", cwd=tmp_path, env={"TRACKER_HOME": str(tmp_path / "home")})
     assert piped.returncode == 0 and "polling the demo site" not in piped.stdout + piped.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("feeds", "pause", "x"), ("feeds", "resume", "x"), ("feeds", "remove", "x"), ("rematch",), ("maintain",)],
+    ids=" ".join,
+)
+def test_commands_that_change_a_store_never_create_one(tmp_path: Path, args: tuple[str, ...]) -> None:
+    result = tracker("--db", "typo.sqlite", *args, cwd=tmp_path)
+    assert result.returncode == 2 and "no database at" in result.stderr and result.stderr.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_demo_store_keeps_its_feeds_apart_and_explains_its_window(demo_dir: tuple[Path, dict[str, str]]) -> None:
+    where, env = demo_dir
+    feeds = json.loads(tracker("feeds", "--format", "json", cwd=where, env=env).stdout)
+    assert {(f["origin"], f["state"], f["next_poll_at"]) for f in feeds} == {("demo", "paused", None)}
+    report = tracker("report", "--out", "-", "--days", "7", cwd=where, env=env)
+    assert report.returncode == 0, report.stderr
+    assert "this report covers the 7 days up to the newest one" in report.stdout  # demo articles are old
+    url = json.loads(tracker("explain", "1", "--format", "json", cwd=where, env=env).stdout)["url"]
+    pasted = tracker("explain", f"{url}?utm_source=rss&utm_medium=feed#top", cwd=where, env=env)
+    assert pasted.returncode == 0 and pasted.stdout.startswith("item 1:")
+
+
+def test_feeds_by_name_and_a_database_url_nobody_knows(tmp_path: Path, news_site: NewsSite) -> None:
+    mine = ["--db", str(tmp_path / "mine.sqlite")]
+    assert (
+        tracker(*mine, "feeds", "add", news_site.base_url + "/feeds/autos.xml", "--yes", cwd=tmp_path).returncode == 0
+    )
+    name = json.loads(tracker(*mine, "feeds", "--format", "json", cwd=tmp_path).stdout)[0]["name"]
+    paused = tracker(*mine, "feeds", "pause", name, cwd=tmp_path)
+    assert paused.returncode == 0 and "paused" in paused.stdout
+    assert "1 paused" in tracker(*mine, "status", cwd=tmp_path).stdout
+    odd = tracker("--db", "sqlte:///x.sqlite", "stories", cwd=tmp_path)
+    assert odd.returncode == 2 and "not a database URL" in odd.stderr

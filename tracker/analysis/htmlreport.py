@@ -8,7 +8,7 @@ escaped by Jinja2, and the chart is an SVG drawn from our own numbers.
 from __future__ import annotations
 
 import io
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
@@ -75,10 +75,32 @@ def chart_svg(volume: dict[str, dict[str, int]], first: datetime, last: datetime
     return svg[svg.index("<svg") :]  # inline: without the XML declaration and doctype
 
 
+def newest_day(store: Store) -> datetime | None:
+    """The last day with a tagged item (UTC), from the ``topic_daily`` view."""
+    with store.engine.connect() as conn:
+        day = conn.execute(text("SELECT max(day) FROM topic_daily")).scalar()
+    return datetime.fromisoformat(str(day)).replace(tzinfo=UTC) if day else None
+
+
+def report_window(store: Store, now: datetime, days: int) -> tuple[datetime, datetime, str | None]:
+    """(first day, end, note): the ``days`` up to ``now``; when those hold no tagged item but
+    the store has older ones, the ``days`` up to the newest one instead, and a note saying so."""
+    since = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    newest = newest_day(store)
+    if newest is None or newest >= since:
+        return since, now, None
+    end = newest + timedelta(days=1) - timedelta(microseconds=1)
+    note = (
+        f"No tagged items in the {days} days to {now:%Y-%m-%d}: this report covers the {days} days "
+        f"up to the newest one ({newest:%Y-%m-%d}). Use --days to choose another period."
+    )
+    return (end - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0), end, note
+
+
 def build_report(store: Store, rule_titles: dict[str, str], now: datetime, *, days: int = 30, top: int = 10) -> str:
     from tracker.digest.render import _env
 
-    since = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    since, now, note = report_window(store, now, days)
     volume = topic_volume(store, since)
     topics = sorted(set(rule_titles) | set(volume))
     sections = [
@@ -97,6 +119,7 @@ def build_report(store: Store, rule_titles: dict[str, str], now: datetime, *, da
             generated=now,
             since=since,
             days=days,
+            note=note,
             chart=chart_svg(volume, since, now),
             sections=sections,
         )

@@ -80,7 +80,21 @@ class Context:
         """The store for a command that only reads (never created or changed)."""
         from tracker.service.app import read_store
 
-        return read_store(self.config, given_as="--db" if self.db else None)
+        return read_store(self.config, given_as=self.given_as())
+
+    def existing_store(self) -> Store:
+        """The store for a command that changes what is in it; never created."""
+        from tracker.service.app import existing_store
+
+        return existing_store(self.config, given_as=self.given_as())
+
+    def given_as(self) -> str | None:
+        """Where the store was named when not in the config: ``--db`` or ``$TRACKER_DB``."""
+        import os
+
+        if not self.db:
+            return None
+        return "--db" if os.environ.get("TRACKER_DB") != self.db else "$TRACKER_DB"
 
     def setup_logging(self, default: str = "WARNING") -> None:
         from tracker.core.logs import setup

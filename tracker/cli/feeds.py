@@ -41,6 +41,7 @@ def feeds(ctx: Context, fmt: str) -> None:
 
 _COLUMNS = {
     "feed": "name",
+    "url": "url",
     "from": "origin",
     "last success": "last_success_at",
     "status": "last_status",
@@ -56,8 +57,11 @@ _COLUMNS = {
 
 def _health_row(r: dict[str, Any], *, never: bool = False) -> dict[str, Any]:
     failures = r.get("consecutive_failures") or 0
+    never = never or r.get("last_fetched_at") is None
     state = (
-        "not polled yet"
+        "paused"
+        if r.get("paused")
+        else "not polled yet"
         if never
         else "paused"
         if r.get("paused")
@@ -78,7 +82,7 @@ def _health_row(r: dict[str, Any], *, never: bool = False) -> dict[str, Any]:
         "state": state,
         "items": r.get("items") or 0,
         "new_per_day": None if rate is None else round(rate, 1),
-        "next_poll_at": r.get("next_poll_at"),
+        "next_poll_at": None if r.get("paused") else r.get("next_poll_at"),
         "schedule_reason": r.get("schedule_reason") or "",
         "last_error": redact_text(r.get("last_error") or ""),
     }
@@ -126,8 +130,9 @@ def feeds_add(ctx: Context, url: str, name: str | None, categories: tuple[str, .
         FeedSource(url=f.url, name=name or f.title or f.url, categories=tuple(c.strip("/ ") for c in categories))
         for f in chosen
     ]
-    result = open_store(ctx.config).add_feeds(sources, "cli")
-    _report(result.added, result.present, ctx)
+    store = open_store(ctx.config)
+    result = store.add_feeds(sources, "cli")
+    _report(result.added, result.present, store.url)
 
 
 def _pick(found: list[Any], answer: str) -> list[Any]:
@@ -144,51 +149,48 @@ def _pick(found: list[Any], answer: str) -> list[Any]:
     return picked
 
 
-def _report(added: tuple[str, ...], present: tuple[str, ...], ctx: Context) -> None:
+def _report(added: tuple[str, ...], present: tuple[str, ...], store_url: str) -> None:
     for url in added:
         click.echo(f"added {redact(url)}")
     for url in present:
         click.echo(f"already polled: {redact(url)}")
     if added:
-        click.echo("they are polled from the next `tracker poll` or `tracker run` cycle")
+        click.echo(f"in {redact(store_url)}; polled from the next `tracker poll` or `tracker run` cycle")
 
 
 @feeds.command("remove")
-@click.argument("url")
+@click.argument("url", metavar="URL_OR_NAME")
 @pass_ctx
 @handle_errors
 def feeds_remove(ctx: Context, url: str) -> None:
     """Stop polling a feed added from the command line (its articles stay in the store)."""
-    from tracker.service.app import open_store
 
     config_file = str(ctx.config.path) if ctx.config.path else None
-    if any(f.url == url for f in ctx.config.feeds) and not ctx.config.feeds_are_default:
+    if any(url in (f.url, f.name) for f in ctx.config.feeds) and not ctx.config.feeds_are_default:
         fail(f"{url} is listed in {config_file or 'the configuration'}; remove it there", 2)
-    open_store(ctx.config).remove_feed(url, config_file)
+    ctx.existing_store().remove_feed(url, config_file)
     click.echo(f"removed {redact(url)}")
 
 
 @feeds.command("pause")
-@click.argument("url")
+@click.argument("url", metavar="URL_OR_NAME")
 @pass_ctx
 @handle_errors
 def feeds_pause(ctx: Context, url: str) -> None:
     """Stop polling a feed for now; it keeps its history (`tracker feeds resume URL`)."""
-    from tracker.service.app import open_store
 
-    changed = open_store(ctx.config).set_paused(url, True)
+    changed = ctx.existing_store().set_paused(url, True)
     click.echo(f"{'paused' if changed else 'already paused'}: {redact(url)}")
 
 
 @feeds.command("resume")
-@click.argument("url")
+@click.argument("url", metavar="URL_OR_NAME")
 @pass_ctx
 @handle_errors
 def feeds_resume(ctx: Context, url: str) -> None:
     """Poll a paused feed again, from the next cycle."""
-    from tracker.service.app import open_store
 
-    changed = open_store(ctx.config).set_paused(url, False)
+    changed = ctx.existing_store().set_paused(url, False)
     click.echo(f"{'resumed' if changed else 'not paused'}: {redact(url)}")
 
 
@@ -204,9 +206,11 @@ def feeds_import(ctx: Context, path: Path) -> None:
 
     listed = read_opml(path)
     sources = [FeedSource(url=f.url, name=f.name, categories=f.categories) for f in listed.feeds]
-    result = open_store(ctx.config).add_feeds(sources, "opml")
+    store = open_store(ctx.config)
+    result = store.add_feeds(sources, "opml")
     click.echo(
         f"{path}: {len(result.added)} added, {len(result.present)} already polled, {len(listed.skipped)} skipped"
+        f" (in {redact(store.url)})"
     )
     for reason in listed.skipped:
         click.echo(f"  skipped {redact_text(reason)}")

@@ -40,6 +40,10 @@ def _one_line(exc: BaseException) -> tuple[str, int]:
         return exc.format_message().replace("\n", " "), exc.exit_code
     if isinstance(exc, click.exceptions.Abort):
         return "aborted", 1
+    if isinstance(exc, ModuleNotFoundError) and (exc.name or "").startswith("psycopg"):
+        from tracker.core.resources import install_hint
+
+        return f"a PostgreSQL store needs its driver: {install_hint('postgres')}", 2
     if isinstance(exc, OSError):
         return describe_os_error(exc)
     try:

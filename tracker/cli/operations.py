@@ -20,9 +20,11 @@ def maintain(ctx: Context) -> None:
     and fetch logs past [maintenance] retention, let SQLite optimize, and take a backup,
     checked before older ones are rotated away. A store that fails the check is refused:
     no backup, no rotation, exit 1."""
+    from tracker.service.app import must_exist
     from tracker.service.maintenance import maintain_store
 
     ctx.setup_logging()
+    must_exist(ctx.config, ctx.given_as())  # a mistyped path is not backed up as an empty store
     report = maintain_store(ctx.config)  # checks the store before anything opens it for writing
     click.echo(f"stored pages dropped: {report.pages_dropped}")
     click.echo(f"fetch log rows deleted: {report.fetch_logs_deleted}")
@@ -94,14 +96,14 @@ def digest_send(ctx: Context, name: str | None, force: bool) -> None:
     a re-run sends nothing already sent; a failed send leaves its items for the next run.
     Exits 1 when any digest failed."""
     from tracker.digest.delivery import send_all, subscriptions
-    from tracker.service.app import open_store, validate
+    from tracker.service.app import validate
 
     ctx.setup_logging()
     subs = subscriptions(ctx.config, name)
     if not subs:
         fail("no [[digests]] in the configuration", 2)
     validate(ctx.config)
-    outcomes = send_all(ctx.config, open_store(ctx.config), subs, force=force)
+    outcomes = send_all(ctx.config, ctx.existing_store(), subs, force=force)
     for o in outcomes:
         detail = {
             "sent": f"sent {o.stories} stories ({o.items} items), run {o.run_id}",

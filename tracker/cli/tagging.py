@@ -173,6 +173,13 @@ def explain(ctx: Context, item: str, fmt: str) -> None:
 
     store = ctx.read_store()
     item_id = int(item) if item.isdigit() else store.item_id(item)
+    if item_id is None and not item.isdigit():
+        from contextlib import suppress
+
+        from tracker.core.urls import canonicalize
+
+        with suppress(ValueError):  # a URL as pasted from a browser or a feed: tracking parameters, fragment
+            item_id = store.item_id(canonicalize(item))
     detail = store.item_detail(item_id) if item_id is not None else None
     if detail is None:
         fail(f"no stored item {item!r}", 2)
@@ -203,10 +210,9 @@ def rematch(ctx: Context, rule_id: str | None, since: Any) -> None:
     from tracker.pipeline.rematch import changed_rules
     from tracker.pipeline.rematch import rematch as run_rematch
     from tracker.rules.ruleset import load_rules
-    from tracker.service.app import open_store
 
     ctx.setup_logging()
-    store = open_store(ctx.config)
+    store = ctx.existing_store()
     ruleset = load_rules(ctx.config.rule_paths)
     since_utc = since.replace(tzinfo=UTC) if since is not None else None
     if not changed_rules(store, ruleset, rule_id):

@@ -44,7 +44,26 @@ def data_dir(home: str | None = None) -> Path:
 
 def install_hint(extra: str) -> str:
     """The pip command that installs an optional extra for this installation: from the
-    source checkout when running from one, else from the package index."""
+    source checkout when running from one, from the directory or file it was installed
+    from (pip records it), else from the package index."""
     if is_checkout():
         return f"pip install '{_CHECKOUT}[{extra}]'"
-    return f"pip install 'newstracker[{extra}]'"
+    return f"pip install '{_installed_from() or 'newstracker'}[{extra}]'"
+
+
+def _installed_from() -> str | None:
+    """The local directory or file pip installed this package from (PEP 610), if any."""
+    import json
+    from importlib.metadata import PackageNotFoundError, distribution
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        recorded = distribution("newstracker").read_text("direct_url.json")
+    except PackageNotFoundError:
+        return None
+    try:
+        url = str(json.loads(recorded or "{}").get("url", ""))
+    except ValueError:
+        return None
+    parts = urlsplit(url)
+    return unquote(parts.path) if parts.scheme == "file" and parts.path else None

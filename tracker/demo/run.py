@@ -51,6 +51,7 @@ def run_demo(
         config = demo_config(db_path, site)
         store = open_store(config)
         report = poll_once(config, store, progress=progress)
+        store.mark_demo([f.url for f in config.feeds])
     echo("")
     echo(cycle_summary(report))
     stories = list_stories(store.engine, limit=None)
@@ -68,8 +69,8 @@ def run_demo(
         (f"story {first}", "one story: its articles, outlets and timeline"),
         ('search "joint venture"', "full-text search over every article"),
         ("explain 1", "why an article was tagged"),
-        ("report --out report.html", "the analysts' HTML report"),
-        ("web", f"browse the store in Datasette (needs: {resources.install_hint('web')})"),
+        ("report --out report.html", "the analysts' HTML report" + _needs("matplotlib", "report")),
+        ("web", "browse the store in Datasette" + _needs("datasette", "web")),
         ("status", "how polling went"),
     ):
         echo(f"  tracker {flag}{command:<28} # {what}")
@@ -93,3 +94,10 @@ def _refuse_to_replace(db_path: Path) -> None:
         urls = ["?"]
     if any(urlsplit(url).hostname not in ("127.0.0.1", "localhost") for url in urls):
         raise ConfigError(f"{db_path} is a store with real feeds, not a demo's; pass --db to write the demo elsewhere")
+
+
+def _needs(module: str, extra: str) -> str:
+    """What to install first, when an optional extra is missing."""
+    from importlib.util import find_spec
+
+    return "" if find_spec(module) is not None else f" (first: {resources.install_hint(extra)})"

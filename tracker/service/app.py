@@ -36,28 +36,44 @@ def read_store(config: Config, *, given_as: str | None = None) -> Store:
     changed. A SQLite file that is not there, or a store older than this tracker, is one
     line saying what to run (exit 2) instead of an empty answer from a new empty file.
     ``given_as``: where the database was named, when not in the config (``--db``)."""
-    from tracker.store.engine import sqlite_file
     from tracker.store.migrate import HEAD, check, current_revision
 
-    where = (
-        f"check {given_as}"
-        if given_as
-        else f"check [database] url in {config.path}"
-        if config.path
-        else "pass --db PATH"
-    )
-    file = sqlite_file(config.database_url)
-    if file is not None and not file.is_file():
-        raise ConfigError(f"no database at {file}; run `tracker init` (or `tracker demo`) or {where}")
+    name, where = must_exist(config, given_as)
     engine = make_engine(config.database_url, read_only=True)
     revision = current_revision(engine)
-    name = str(file) if file is not None else "the database"
     if revision is None:
         raise ConfigError(f"{name} is not a tracker store (no schema); run `tracker init` or {where}")
     check(engine)  # newer than this tracker: says to upgrade the tracker
     if revision != HEAD:
         raise ConfigError(f"{name} has an older schema ({revision}, this tracker uses {HEAD}); run `tracker init`")
     return Store(engine)
+
+
+def existing_store(config: Config, *, given_as: str | None = None) -> Store:
+    """The configured store for a command that changes what is in it (pause a feed, re-tag,
+    back up): like ``open_store`` (upgraded to the current schema), but a SQLite file that
+    is not there is the same one line as for a read, not a new empty store."""
+    must_exist(config, given_as)
+    return open_store(config)
+
+
+def must_exist(config: Config, given_as: str | None) -> tuple[str, str]:
+    """(the store's name for messages, what to check); ConfigError when its SQLite file is missing."""
+    from tracker.core.locations import LOCAL_DATABASE
+    from tracker.store.engine import sqlite_file
+
+    where = (
+        f"check {given_as}"
+        if given_as
+        else f"check [database] url in {config.path}"
+        if config.path
+        else f"run it where the store is (./{LOCAL_DATABASE}, as `tracker demo` leaves it) or pass --db PATH"
+    )
+    file = sqlite_file(config.database_url)
+    if file is not None and not file.is_file():
+        looked = "" if given_as or config.path else f"no ./{LOCAL_DATABASE} here and "
+        raise ConfigError(f"{looked}no database at {file}; run `tracker init` (or `tracker demo`), or {where}")
+    return (str(file) if file is not None else "the database"), where
 
 
 def load_matcher(config: Config) -> Matcher:

@@ -49,7 +49,8 @@ def status(config: Config, store: Store, rule_ids: list[str], now: datetime) -> 
         ),
         "day": fetch_stats(store.engine, now - timedelta(days=1)),
         "schedule": store.schedule_summary(now),
-        "feeds": len(feeds),
+        "feeds": sum(1 for f in feeds if not f["paused"]),
+        "paused": sum(1 for f in feeds if f["paused"]),
         "problems": source_problems(store, now),
         "digests": digests,
     }
@@ -62,7 +63,9 @@ def render_status(s: dict[str, Any]) -> str:
         f"Service: {s['service']}",
         f"Polling: last fetch {last}; in the last 24 h {day['fetches']} fetches, {day['failed']} failed, "
         f"{day['items']} new articles",
-        f"Feeds: {s['feeds']} active, {len(s['problems'])} need attention",
+        f"Feeds: {s['feeds']} active"
+        + (f", {s['paused']} paused" if s.get("paused") else "")
+        + f", {len(s['problems'])} need attention",
     ]
     sched = s["schedule"]
     upcoming = sched["next_poll_at"].strftime("%Y-%m-%d %H:%M UTC") if sched["next_poll_at"] else "none"

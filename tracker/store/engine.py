@@ -60,6 +60,8 @@ def describe_database_error(exc: BaseException, url: str | None) -> tuple[str, i
             if parsed.database:
                 where += f"/{parsed.database}"
     lowered = detail.lower()
+    if "can't load plugin" in lowered:
+        return f"{redact_url(url)}: not a database URL the tracker knows (sqlite:///PATH or postgresql+psycopg://…)", 2
     if "file is not a database" in lowered:
         return f"{where}: not an SQLite database (file is not a database); check [database] url", 2
     if "malformed" in lowered or "corrupt" in lowered:
@@ -92,3 +94,13 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any, *, busy_ms: int = 30000, read
     cur.execute(f"PRAGMA busy_timeout={busy_ms:d}")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
+
+
+def redact_url(url: str | None) -> str:
+    """A database URL fit for a message (no password)."""
+    if not url:
+        return "the database URL"
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - a URL SQLAlchemy cannot read is shown as given
+        return url

@@ -20,8 +20,8 @@ from tracker.core.types import FeedSource
 from tracker.store.base import StoreBase, utcnow
 from tracker.store.models import Feed
 
-#: where a feed came from: the config file, `tracker feeds add`, `tracker feeds import`
-ORIGINS = ("config", "cli", "opml")
+#: where a feed came from: the config file, `tracker feeds add`, `tracker feeds import`, `tracker demo`
+ORIGINS = ("config", "cli", "opml", "demo")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,11 +91,12 @@ class FeedListStore(StoreBase):
         return Added(tuple(added), tuple(present))
 
     def remove_feed(self, url: str, config_file: str | None = None) -> None:
-        """Stop polling a feed added from the command line (its items and history stay)."""
+        """Stop polling a feed added from the command line or by the demo (its items and
+        history stay); ``url`` may be the feed's name."""
         row = self._feed_row(url)
         if row.origin == "config":
             where = config_file or "the configuration"
-            raise ConfigError(f"{url} is listed in {where}; remove it there (the config is authoritative for it)")
+            raise ConfigError(f"{row.url} is listed in {where}; remove it there (the config is authoritative for it)")
         self._set(row.id, active=False)
 
     def set_paused(self, url: str, paused: bool) -> bool:
@@ -120,15 +121,28 @@ class FeedListStore(StoreBase):
     def has_added_feeds(self) -> bool:
         """Whether any active feed was added from the command line."""
         with self.engine.connect() as conn:
-            query = select(Feed.id).where(Feed.active.is_(True), Feed.origin != "config").limit(1)
+            query = select(Feed.id).where(Feed.active.is_(True), Feed.origin.in_(("cli", "opml"))).limit(1)
             return conn.execute(query).first() is not None
 
-    def _feed_row(self, url: str) -> Feed:
+    def mark_demo(self, urls: Sequence[str]) -> None:
+        """The demo's feeds, after its run: the demo's own (not the config's) and paused, so a
+        later `tracker poll` here neither polls the demo site, gone by then, nor drops them."""
+        for attempt in self._writes():
+            with attempt as conn:
+                conn.execute(update(Feed).where(Feed.url.in_(list(urls))).values(origin="demo", paused=True))
+
+    def _feed_row(self, url_or_name: str) -> Feed:
+        """The active feed with this URL, else the one with this name (when only one has it)."""
+        columns = select(Feed.id, Feed.url, Feed.origin, Feed.paused).where(Feed.active)
         with self.engine.connect() as conn:
-            row = conn.execute(select(Feed.id, Feed.origin, Feed.paused).where(Feed.url == url, Feed.active)).first()
-        if row is None:
-            raise ConfigError(f"no feed {url!r} in the store (see `tracker feeds`)")
-        return row  # type: ignore[return-value]
+            rows = conn.execute(columns.where(Feed.url == url_or_name)).all()
+            if not rows:
+                rows = conn.execute(columns.where(Feed.name == url_or_name)).all()
+        if not rows:
+            raise ConfigError(f"no feed {url_or_name!r} in {self.url} (`tracker feeds` lists them, with their URLs)")
+        if len(rows) > 1:
+            raise ConfigError(f"{len(rows)} feeds are called {url_or_name!r}; name one by its URL")
+        return rows[0]  # type: ignore[return-value]
 
     def _set(self, feed_id: int, **values: object) -> None:
         for attempt in self._writes():

@@ -278,7 +278,7 @@ class FeedStore(StoreBase):
 
     def schedule_summary(self, now: datetime) -> dict[str, Any]:
         """Active feeds due now, parked, and the leases held by workers (owner → feeds)."""
-        active = Feed.active.is_(True)
+        active = Feed.active.is_(True) & Feed.paused.is_(False)  # the feeds that are polled
         with self.engine.connect() as conn:
             due = conn.execute(
                 select(func.count(Feed.id)).where(active, (Feed.next_poll_at.is_(None)) | (Feed.next_poll_at <= now))
