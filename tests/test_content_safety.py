@@ -58,3 +58,14 @@ def test_hostile_titles_are_stored_and_shown_as_plain_text(tmp_path: Path, http_
     assert stored.startswith("Harbour board") and "RED" in stored and " vote " in stored and "<b>" not in stored
     shown = tracker("--config", str(cfg), "stories")
     assert shown.returncode == 0 and "\x1b" not in shown.stdout and "Harbour board" in shown.stdout
+
+
+def test_html_to_text_skips_scripts_styles_comments_in_one_pass() -> None:
+    from tracker.core.text import html_to_text
+
+    fragment = (
+        "<p>a<script>x<b>y</b></script>tail<style>s</style> end</p><!-- c -->after<?pi x?>more<noscript>n</noscript>z"
+    )
+    assert html_to_text(fragment) == "atail end\n\naftermorez"
+    many = "<p>" + "<!--c--><script>s</script>x" * 20_000  # linear: thousands of each are cheap
+    assert html_to_text(many) == "x" * 20_000

@@ -140,3 +140,48 @@ def test_a_file_that_is_not_opml_is_one_error_naming_it(tmp_path: Path, content:
     assert str(err.value).startswith(f"{path}: not an OPML file")
     with pytest.raises(ConfigError, match="cannot read"):
         read_opml(tmp_path / "missing.opml")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '<opml version="2.0"><body><outline text="a"><rdf:rdf></rdf:rdf></outline></body></opml>',
+        '<opml version="2.0"><body>'
+        + '<outline text="f">' * 40
+        + '<outline xmlUrl="https://a.example/f"/>'
+        + "</body></opml>",
+    ],
+    ids=["parser trips", "too deep"],
+)
+def test_an_opml_file_the_parser_cannot_use_is_one_error(tmp_path: Path, body: str) -> None:
+    path = tmp_path / "odd.opml"
+    path.write_text(body, encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        read_opml(path)
+    assert str(err.value).startswith(str(path))
+
+
+@settings(max_examples=150, deadline=None)
+@given(name=st.text(max_size=30), category=st.text(max_size=30), tail=st.text(max_size=10))
+def test_exported_opml_is_well_formed_whatever_the_names(name: str, category: str, tail: str) -> None:
+    import xml.etree.ElementTree as ET
+
+    document = write_opml([ListedFeed("https://a.example/" + "x", name or "n", (category or "c", tail or "t"))])
+    ET.fromstring(document.encode("utf-8"))  # parses: no character XML cannot carry, no lone surrogate
+
+
+@pytest.mark.parametrize(
+    "url", ["ht\ttp://a.example/", "http\n://a.example/", "http://a.example/\nx", "http://exa mple.com/"]
+)
+def test_urls_with_whitespace_or_control_characters_are_refused(url: str) -> None:
+    from tracker.core.urls import validate_feed_url
+
+    assert validate_feed_url(url) is not None
+
+
+def test_unreadable_links_on_a_page_are_skipped() -> None:
+    html = (
+        b'<base href="http://[x/"><link rel="alternate" type="application/rss+xml" href="http://[oops/feed">'
+        b'<link rel="alternate" type="application/rss+xml" href="/good.xml">'
+    )
+    assert advertised_feeds(html, "https://example.org/") == [("https://example.org/good.xml", None)]

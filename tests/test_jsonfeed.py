@@ -194,3 +194,25 @@ def test_json_feed_polled_end_to_end(tmp_path: Path, http_server: HTTPServer) ->
     stored = dict(con.execute("SELECT title, text_source FROM items").fetchall())
     assert set(stored) == set(titles.values())
     assert set(stored.values()) == {"extracted"}
+
+
+def test_lone_surrogates_never_reach_the_store() -> None:
+    """JSON escapes can carry lone surrogates, XML character references too; no store can keep
+    them, so they never leave parsing (the feed's other entries are kept)."""
+    body = (
+        b'{"version":"https://jsonfeed.org/version/1.1","title":"Gaz \\ud800","items":['
+        b'{"id":"\\udc00x","url":"https://a.example/\\ud800","title":"\\ud800 t"},'
+        b'{"id":"2","url":"https://a.example/2","title":"fine"}]}'
+    )
+    feed = parse_feed(body, URL)
+    assert len(feed.entries) == 2
+    for value in (feed.title, *(v for e in feed.entries for v in (e.guid, e.link, e.title))):
+        (value or "").encode("utf-8")  # raises on a surrogate
+    rss = (
+        b'<rss version="2.0"><channel><title>t</title>'
+        + b"".join(b"<item><title>ok %d</title><link>https://a.example/%d</link></item>" % (i, i) for i in range(3))
+        + b"<item><title>&#xD800; bad &#55296; &#x110000;</title><link>https://a.example/bad</link></item>"
+        + b"</channel></rss>"
+    )
+    entries = parse_feed(rss, URL).entries
+    assert len(entries) == 4 and all(e.title.encode("utf-8") for e in entries)

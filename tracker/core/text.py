@@ -9,7 +9,7 @@ import re
 _WS = re.compile(r"[ \t\r\f\v\u00a0]+")
 #: C0 and C1 control characters but tab and newline (ESC among them: no terminal escape
 #: sequence from a feed survives), and the Unicode bidirectional overrides
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufffe\uffff]")
 _BLANKS = re.compile(r"\n\s*\n\s*")
 _BLOCK_TAGS = {
     "p",
@@ -68,6 +68,12 @@ def normalize_space(text: str) -> str:
     return _BLANKS.sub("\n\n", joined).strip()
 
 
+#: comments and processing instructions (an unclosed comment runs to the end)
+_NOT_TEXT = re.compile(r"<!--.*?(?:-->|$)|<\?[^>]*>", re.S)
+#: elements whose content is never text
+_HIDDEN_TAGS = frozenset({"script", "style", "noscript"})
+
+
 def html_to_text(fragment: str) -> str:
     """Plain text of an HTML fragment, block elements becoming paragraph breaks."""
     fragment = plain(fragment)  # lxml refuses control characters (and they are not text)
@@ -80,24 +86,35 @@ def html_to_text(fragment: str) -> str:
         return normalize_space(html.unescape(re.sub(r"<[^>]+>", " ", fragment)))
 
     try:
-        root = lxml.html.fragment_fromstring(fragment, create_parent="div")
-        for bad in root.xpath("//script|//style|//noscript"):
-            bad.drop_tree()
-        etree.strip_tags(root, etree.Comment, etree.ProcessingInstruction)  # their text is not text; their tails are
+        # Comments and processing instructions go before parsing (one linear pass; their
+        # text is not text, what follows them is): lxml's strip_tags is quadratic in their number.
+        root = lxml.html.fragment_fromstring(_NOT_TEXT.sub("", fragment), create_parent="div")
     except (etree.ParserError, ValueError):  # e.g. "&#1;" decodes to a character lxml then refuses
         return tags_dropped()
+    # One walk, linear in the fragment: the text of script, style and noscript elements (and
+    # of everything inside them) is skipped, their tails kept; a comment's or processing
+    # instruction's text is never text (their tag is not a string), their tails are.
     parts: list[str] = []
+    hidden = 0  #: depth inside skipped elements
     for event, el in etree.iterwalk(root, events=("start", "end")):
         tag = el.tag if isinstance(el.tag, str) else ""
         if event == "start":
+            if tag in _HIDDEN_TAGS:
+                hidden += 1
+            if hidden:
+                continue
             if tag in _BLOCK_TAGS:
                 parts.append("\n\n" if tag != "br" else "\n")
-            if el.text and tag and tag not in ("script", "style"):  # no comment or PI is text
+            if el.text and tag:
                 parts.append(el.text)
         else:
-            if tag in _BLOCK_TAGS:
+            if tag in _HIDDEN_TAGS:
+                hidden -= 1
+            elif hidden:
+                continue
+            elif tag in _BLOCK_TAGS:
                 parts.append("\n\n")
-            if el.tail and el is not root:
+            if el.tail and el is not root and not hidden:
                 parts.append(el.tail)
     return normalize_space("".join(parts))
 

@@ -78,8 +78,17 @@ def canonicalize(url: str, base: str | None = None) -> str:
     return urlunsplit((scheme, netloc, path, urlencode(query, doseq=True), ""))
 
 
+#: whitespace, control characters and lone surrogates: never part of a URL we poll
+_UNSENDABLE = re.compile(r"[\x00-\x20\x7f-\x9f\ud800-\udfff]")
+MAX_URL = 2048  #: the store's url columns hold this many characters
+
+
 def validate_feed_url(url: str) -> str | None:
     """None when ``url`` can be polled, else what is wrong with it."""
+    if _UNSENDABLE.search(url):  # urlsplit would silently drop a tab or newline
+        return "a URL cannot contain spaces or control characters"
+    if len(url) > MAX_URL:
+        return f"longer than {MAX_URL:,} characters"
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a bad port

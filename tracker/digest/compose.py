@@ -38,6 +38,7 @@ class Entry:
     terms: tuple[str, ...]  #: why it matched: the rule's matched terms and entities
     score: float
     items: int  #: new items of this story in this digest
+    marks: tuple[str, ...] = ()  #: what identifies the match: highlighted, and the plain "why"
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,13 +148,16 @@ def _entry(story_id: int, matches: Sequence[PendingMatch], facts: Mapping[str, o
         outlets = [best.outlet] if best.outlet else []
         headline, new = best.title, True
     else:
-        outlets = list(facts["outlets"])  # type: ignore[call-overload]
-        headline = str(facts["headline"] or best.title)
+        # Headline, link, outlet, time and snippet all come from the best item; the story's
+        # other outlets follow its own.
+        outlets = list(dict.fromkeys([*([best.outlet] if best.outlet else []), *facts["outlets"]]))  # type: ignore[misc]
+        headline = best.title or str(facts["headline"])
         earlier: Mapping[str, int] = facts["earlier"]  # type: ignore[assignment]
         # New to this topic when the subscriber has had none of the story's items under it.
         new = not earlier.get(rule, 0)
     shown = outlets[:3]
     terms = tuple(dict.fromkeys(t for m in matches for t in m.terms))
+    marks = tuple(dict.fromkeys([*best.marks, *(t for m in matches for t in m.marks)]))
     return Entry(
         story_id=story_id,
         marker="new" if new else "update",
@@ -166,6 +170,7 @@ def _entry(story_id: int, matches: Sequence[PendingMatch], facts: Mapping[str, o
         terms=terms,
         score=best.score,
         items=len({m.item_id for m in matches}),
+        marks=marks,
     )
 
 

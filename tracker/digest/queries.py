@@ -36,6 +36,35 @@ class PendingMatch:
     outlet: str | None
     published_at: datetime | None
     story_at: datetime | None
+    marks: tuple[str, ...] = ()  #: what identifies the match, to highlight (see ``identifying``)
+
+
+#: an entity mention as common as this in English (zipf) names nothing in particular ("US", "China")
+GENERIC_ZIPF = 5.0
+#: a rule's single word is worth highlighting only when rarer than this ("harbour", not "talks")
+RARE_WORD_ZIPF = 4.0
+
+
+def identifying(evidence: str | None) -> tuple[str, ...]:
+    """The words of a match worth highlighting: the entities it found (a name, not a word as
+    common as "US"), the phrases of several words ("joint venture") and rare single words;
+    never a rule's common context words ("market", "talks"), which are everywhere in news."""
+    try:
+        found = json.loads(evidence or "[]")
+    except ValueError:
+        return ()
+    from wordfreq import zipf_frequency
+
+    marks: dict[str, None] = {}
+    for e in found if isinstance(found, list) else []:
+        text, term = str(e.get("text", "")).strip(), str(e.get("term", ""))
+        if not text or text.lower() in (m.lower() for m in marks):
+            continue
+        words = text.split()
+        limit = GENERIC_ZIPF if term.startswith("@") else RARE_WORD_ZIPF
+        if len(words) > 1 or zipf_frequency(text.lower(), "en") < limit:
+            marks[text] = None
+    return tuple(marks)
 
 
 def pending_matches(
@@ -54,6 +83,7 @@ def pending_matches(
             RuleMatch.score,
             RuleMatch.terms,
             RuleMatch.snippet,
+            RuleMatch.evidence,
             Item.story_id,
             Item.title,
             Item.url,
@@ -81,6 +111,7 @@ def pending_matches(
                 r.outlet,
                 r.published_at,
                 r.story_at,
+                identifying(r.evidence),
             )
             for r in conn.execute(query)
         ]

@@ -54,8 +54,13 @@ def segments(text: str, terms: tuple[str, ...] | list[str]) -> list[tuple[str, b
     return out
 
 
-def local(dt: datetime | None, tz: str) -> str:
-    return dt.astimezone(ZoneInfo(tz)).strftime("%a %d %b %H:%M %Z") if dt else ""
+def local(dt: datetime | None, tz: str, now: datetime | None = None) -> str:
+    """A time in the subscriber's zone; with its year when that is not the year of ``now``."""
+    if dt is None:
+        return ""
+    when = dt.astimezone(ZoneInfo(tz))
+    this_year = (now or when).astimezone(ZoneInfo(tz)).year
+    return when.strftime("%a %d %b %H:%M %Z" if when.year == this_year else "%a %d %b %Y %H:%M %Z")
 
 
 def subject(digest: Digest) -> str:
@@ -68,7 +73,7 @@ def render(digest: Digest) -> tuple[str, str]:
     context = {
         "d": digest,
         "subject": subject(digest),
-        "local": lambda dt: local(dt, digest.timezone),
+        "local": lambda dt: local(dt, digest.timezone, digest.generated_at),
         "max_terms": MAX_TERMS,
         "generated": local(digest.generated_at, digest.timezone),
         "since": local(digest.since, digest.timezone),

@@ -10,11 +10,13 @@ for (as a configured feed is fetched), and at most ``MAX_CANDIDATES`` other URLs
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 from tracker.core.errors import FetchError, ParseError
 from tracker.core.types import FetchResult, FetchStatus
+from tracker.core.urls import validate_feed_url
 from tracker.sources.feeds import parse_feed
 from tracker.sources.fetching import FEED_ACCEPT, Fetcher
 
@@ -94,19 +96,24 @@ def advertised_feeds(html: bytes, base_url: str) -> list[tuple[str, str | None]]
     for element in root.iter("base"):
         href = (element.get("href") or "").strip()
         if href:
-            base = urljoin(base_url, href)
+            with suppress(ValueError):  # "http://[x/": no base
+                base = urljoin(base_url, href)
             break
-    out: list[tuple[str, str | None]] = []
+    out: dict[str, str | None] = {}
     for link in root.iter("link"):
         rel = {part.lower() for part in (link.get("rel") or "").split()}
         kind = (link.get("type") or "").split(";")[0].strip().lower()
         href = (link.get("href") or "").strip()
         if "alternate" not in rel or kind not in FEED_TYPES or not href:
             continue
-        absolute = urljoin(base, href)
-        if urlsplit(absolute).scheme in ("http", "https") and absolute not in [u for u, _ in out]:
-            out.append((absolute, (link.get("title") or "").strip() or None))
-    return out
+        try:
+            absolute = urljoin(base, href)
+            usable = urlsplit(absolute).scheme in ("http", "https") and validate_feed_url(absolute) is None
+        except ValueError:  # an unreadable href is not a feed
+            continue
+        if usable and absolute not in out:
+            out[absolute] = (link.get("title") or "").strip() or None
+    return list(out.items())
 
 
 def _as_feed(result: FetchResult, label: str | None = None) -> FoundFeed | None:

@@ -88,10 +88,22 @@ def parse_feed(
     )
 
 
+#: a numeric character reference; one to a surrogate or past U+10FFFF makes feedparser fail the whole feed
+_CHAR_REF = re.compile(rb"&#(x[0-9a-fA-F]{1,8}|[0-9]{1,10});")
+
+
+def _char_ref(m: re.Match[bytes]) -> bytes:
+    digits = m.group(1)
+    value = int(digits[1:], 16) if digits[:1] == b"x" else int(digits)
+    return b"&#xFFFD;" if 0xD800 <= value <= 0xDFFF or value > 0x10FFFF else m.group(0)
+
+
 def _parse_xml(body: bytes, url: str, headers: dict[str, str], max_entries: int | None) -> Any:
     """RSS, Atom or RDF through feedparser."""
     if max_entries is not None:
         body = truncate_entries(body, max_entries)
+    if b"&#" in body:
+        body = _CHAR_REF.sub(_char_ref, body)
     headers.setdefault("content-location", url)  # the base for relative links
     # A missing Content-Type would make feedparser flag every document as malformed.
     headers.setdefault("content-type", "application/xml")

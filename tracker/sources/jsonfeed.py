@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tracker.core.errors import ParseError
+from tracker.core.text import plain
 
 #: the ``version`` URL of each JSON Feed version, and the version string we record for it
 VERSIONS = {
@@ -60,7 +61,7 @@ def entry(item: object) -> dict[str, Any]:
     identity = item.get("id")
     raw: dict[str, Any] = {
         # 1.0 allowed a number as the id; 1.1 says string. Either identifies the item.
-        "id": str(identity) if isinstance(identity, str | int) and not isinstance(identity, bool) else None,
+        "id": _text(str(identity)) if isinstance(identity, str | int) and not isinstance(identity, bool) else None,
         "link": _text(item.get("url")),
         "title": html.escape(_text(item.get("title"))),
         "summary": html.escape(_text(item.get("summary"))),
@@ -80,7 +81,8 @@ def entry(item: object) -> dict[str, Any]:
 
 
 def _text(value: object) -> str:
-    return value if isinstance(value, str) else ""
+    """A string value, without lone surrogates (JSON can carry them, no store can keep them)."""
+    return plain(value) if isinstance(value, str) else ""
 
 
 def _author(item: Mapping[str, Any]) -> str:

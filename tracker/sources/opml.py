@@ -8,6 +8,7 @@ so an exported file read back gives the same names, URLs and categories.
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -19,8 +20,13 @@ from tracker.core.errors import ConfigError
 from tracker.core.text import plain
 from tracker.core.urls import validate_feed_url
 
-MAX_OPML_BYTES = 20_000_000
+MAX_OPML_BYTES = 5_000_000  #: about 30,000 feeds
 MAX_NAME = 500
+MAX_DEPTH = 32  #: folders inside folders; listparser copies the path for every feed below
+#: start and end tags of outlines, counted to know how deep they nest before parsing
+_OUTLINE = re.compile(rb"<(/?)outline\b[^>]*?(/?)>", re.I)
+#: characters XML 1.0 cannot carry, and lone surrogates
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +53,13 @@ def read_opml(path: Path) -> FeedList:
         raise ConfigError(f"cannot read: {exc.strerror or exc}", path=str(path)) from None
     if len(data) > MAX_OPML_BYTES:
         raise ConfigError(f"larger than {MAX_OPML_BYTES // 1_000_000} MB", path=str(path))
-    parsed = listparser.parse(data)
+    depth = _nesting(data)
+    if depth > MAX_DEPTH:
+        raise ConfigError(f"outlines nested {depth} deep (at most {MAX_DEPTH})", path=str(path))
+    try:
+        parsed = listparser.parse(data)
+    except Exception as exc:  # noqa: BLE001 - whatever the parser trips on, the file is not a usable OPML list
+        raise ConfigError(f"not an OPML file ({type(exc).__name__}: {exc})", path=str(path)) from None
     if not parsed.get("version") and not parsed.get("feeds"):
         why = parsed.get("bozo_exception")
         raise ConfigError(f"not an OPML file{f' ({why})' if why else ''}", path=str(path))
@@ -57,12 +69,28 @@ def read_opml(path: Path) -> FeedList:
         url = str(raw.get("url") or "").strip()
         problem = validate_feed_url(url)
         if problem:
-            skipped.append(f"{url or '(no xmlUrl)'}: {problem}")
+            skipped.append(f"{plain(url)[:200] or '(no xmlUrl)'}: {problem}".replace("\n", " "))
             continue
         name = plain(str(raw.get("title") or "")).strip()[:MAX_NAME] or url
         categories = sorted({"/".join(p.strip() for p in c if p.strip()) for c in raw.get("categories") or []} - {""})
         feeds.append(ListedFeed(url=url, name=name, categories=tuple(categories)))
     return FeedList(feeds=tuple(feeds), skipped=tuple(skipped))
+
+
+def _nesting(data: bytes) -> int:
+    """How deep ``<outline>`` elements nest (one linear pass over the tags)."""
+    depth = deepest = 0
+    for m in _OUTLINE.finditer(data):
+        if m.group(1):
+            depth = max(0, depth - 1)
+        elif not m.group(2):
+            depth += 1
+            deepest = max(deepest, depth)
+    return deepest
+
+
+def _xml(text: str) -> str:
+    return _NOT_XML.sub("", text)
 
 
 def write_opml(feeds: Iterable[ListedFeed], title: str = "newstracker feeds", now: datetime | None = None) -> str:
@@ -76,9 +104,10 @@ def write_opml(feeds: Iterable[ListedFeed], title: str = "newstracker feeds", no
     for feed in feeds:
         folder, others = _placement(feed.categories)
         parent = _folder(folders, folder)
-        attrs = {"type": "rss", "text": feed.name, "title": feed.name, "xmlUrl": feed.url}
+        name = _xml(feed.name)
+        attrs = {"type": "rss", "text": name, "title": name, "xmlUrl": _xml(feed.url)}
         if others:
-            attrs["category"] = ",".join("/" + c for c in others)
+            attrs["category"] = _xml(",".join("/" + c for c in others))
         ET.SubElement(parent, "outline", attrs)
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
@@ -88,12 +117,15 @@ def _placement(categories: Sequence[str]) -> tuple[tuple[str, ...], list[str]]:
     """The folder path a feed goes in (its first category) and the categories left for the attribute."""
     if not categories:
         return (), []
-    first = tuple(p for p in categories[0].split("/") if p)
+    first = tuple(_xml(p) for p in categories[0].split("/") if _xml(p))[:MAX_DEPTH]
     return first, list(categories[1:])
 
 
 def _folder(folders: dict[tuple[str, ...], ET.Element], path: tuple[str, ...]) -> ET.Element:
-    if path not in folders:
-        parent = _folder(folders, path[:-1])
-        folders[path] = ET.SubElement(parent, "outline", {"text": path[-1], "title": path[-1]})
+    for depth in range(1, len(path) + 1):
+        if path[:depth] not in folders:
+            parent = folders[path[: depth - 1]]
+            folders[path[:depth]] = ET.SubElement(
+                parent, "outline", {"text": path[depth - 1], "title": path[depth - 1]}
+            )
     return folders[path]
