@@ -36,7 +36,13 @@ def top_stories(store: Store, topic: str, since: datetime, n: int) -> list[dict[
     """The topic's stories active since ``since``, most widely reported first."""
     stories = list_stories(store.engine, rule=topic, since=since, limit=None)
     stories.sort(key=lambda s: (-s["n_sources"], -s["n_items"], s["story_id"]))
-    return stories[:n]
+    top = stories[:n]
+    headline_url = text("SELECT url FROM items WHERE story_id = :s AND title = :h ORDER BY id LIMIT 1")
+    with store.engine.connect() as conn:
+        for story in top:  # the headline links to the article it is the title of
+            url = conn.execute(headline_url, {"s": story["story_id"], "h": story["headline"]}).scalar()
+            story["url"] = url if isinstance(url, str) and url.startswith(("http://", "https://")) else None
+    return top
 
 
 def chart_svg(volume: dict[str, dict[str, int]], first: datetime, last: datetime) -> str:
@@ -47,6 +53,7 @@ def chart_svg(volume: dict[str, dict[str, int]], first: datetime, last: datetime
         matplotlib.use("Agg")
         import matplotlib.dates as mdates
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
     except ImportError:
         raise ConfigError(f"tracker report needs matplotlib: {install_hint('report')}") from None
     days = [first.date() + timedelta(days=i) for i in range((last.date() - first.date()).days + 1)]
@@ -57,6 +64,7 @@ def chart_svg(volume: dict[str, dict[str, int]], first: datetime, last: datetime
             marker = "o" if len(days) <= 62 else None  # dots only where days can be told apart
             ax.plot(days, counts, marker=marker, markersize=3, linewidth=1.6, label=topic)  # type: ignore[arg-type]
         ax.set_ylabel("tagged items per day")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 0.2 of an item
         locator = mdates.AutoDateLocator()  # type: ignore[no-untyped-call]
         ax.xaxis.set_major_locator(locator)
         ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]

@@ -43,6 +43,8 @@ class PendingMatch:
 GENERIC_ZIPF = 5.0
 #: a rule's single word is worth highlighting only when rarer than this ("harbour", not "talks")
 RARE_WORD_ZIPF = 4.0
+#: a mention that starts with one of these refers back to a name ("the automaker"); the name is marked
+_REFERRING = frozenset({"the", "a", "an", "its", "their", "this", "that", "these", "those", "his", "her"})
 
 
 def identifying(evidence: str | None) -> tuple[str, ...]:
@@ -62,6 +64,8 @@ def identifying(evidence: str | None) -> tuple[str, ...]:
             continue
         words = text.split()
         limit = GENERIC_ZIPF if term.startswith("@") else RARE_WORD_ZIPF
+        if words[0].lower() in _REFERRING:  # "the company", "its chief": a reference, not a name
+            continue
         if len(words) > 1 or zipf_frequency(text.lower(), "en") < limit:
             marks[text] = None
     return tuple(marks)

@@ -76,7 +76,7 @@ def render(digest: Digest) -> tuple[str, str]:
         "local": lambda dt: local(dt, digest.timezone, digest.generated_at),
         "max_terms": MAX_TERMS,
         "generated": local(digest.generated_at, digest.timezone),
-        "since": local(digest.since, digest.timezone),
+        "since": local(digest.since, digest.timezone, digest.generated_at),
     }
     env = _env()
     html = env.get_template("digest.html.j2").render(**context)

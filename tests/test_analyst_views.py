@@ -1,0 +1,161 @@
+"""What an analyst sees, rendered in headless Chromium at desktop and phone widths from the
+demo's store: the digest (each story's link and headline from one item, only identifying
+words highlighted, a topic index with counts, no path of the machine) and the report (its
+window where the data is). Screenshots go to build/ for a person to look at."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sqlite3
+import subprocess
+from datetime import UTC, datetime
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO
+from .test_cli import tracker
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+BUILD = REPO / "build"
+#: words that are everywhere in news: highlighting one points at nothing
+GENERIC = {
+    "us",
+    "u.s.",
+    "market",
+    "markets",
+    "building",
+    "talks",
+    "company",
+    "said",
+    "deal",
+    "plan",
+    "china",
+    "chinese",
+}
+
+
+class Digest(HTMLParser):
+    """The entries of a rendered digest: (href, headline), the highlighted words, the index."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[tuple[str, str]] = []
+        self.hits: list[str] = []
+        self.index: list[str] = []
+        self._in: str | None = None
+        self._href = ""
+        self._text = ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        cls = a.get("class") or ""
+        if tag == "a" and "link" in cls and not (a.get("href") or "").startswith("#"):
+            self._in, self._href, self._text = "link", a.get("href") or "", ""
+        elif tag == "a" and (a.get("href") or "").startswith("#topic-"):
+            self._in, self._text = "index", ""
+        elif tag == "b" and "hit" in cls:
+            self._in, self._text = "hit", ""
+
+    def handle_data(self, data: str) -> None:
+        if self._in:
+            self._text += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._in == "link" and tag == "a":
+            self.links.append((self._href, self._text.strip()))
+        elif self._in == "index" and tag == "a":
+            self.index.append(self._text.strip())
+        elif self._in == "hit" and tag == "b":
+            self.hits.append(self._text.strip())
+        else:
+            return
+        self._in = None
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    where = tmp_path_factory.mktemp("analyst")
+    assert tracker("demo", cwd=where, env={"TRACKER_HOME": str(where / "home")}).returncode == 0
+    (where / "tracker.toml").write_text(
+        '[database]\nurl = "sqlite:///tracker.sqlite"\n\n'
+        '[[digests]]\nname = "autos desk"\nto = ["desk@example.org"]\nrules = ["*"]\nat = "07:00"\n'
+        'timezone = "Europe/Berlin"\n',
+        encoding="utf-8",
+    )
+    preview = tracker("digest", "preview", "--out", "out", "--since", "2000-01-01", cwd=where)
+    assert preview.returncode == 0, preview.stderr
+    return where
+
+
+def test_each_headline_links_to_its_own_article_and_marks_point_at_something(demo: Path) -> None:
+    html = (demo / "out" / "autos-desk.html").read_text(encoding="utf-8")
+    page = Digest()
+    page.feed(html)
+    assert page.links
+    titles = dict(sqlite3.connect(demo / "tracker.sqlite").execute("SELECT url, title FROM items"))
+    for href, headline in page.links:
+        assert titles.get(href) == headline, f"{headline!r} links to {href}, titled {titles.get(href)!r}"
+    assert page.hits, "the matches' names and phrases are highlighted"
+    assert not [h for h in page.hits if h.lower() in GENERIC]
+    topics = {t for (t,) in sqlite3.connect(demo / "tracker.sqlite").execute("SELECT DISTINCT rule_id FROM matches")}
+    assert len(page.index) == len(topics)  # every topic with news, once, in the index
+    counts = re.findall(r'class="muted count"[^>]*>(\d+) new, (\d+) update', html)
+    assert len(counts) == len(topics) and sum(int(n) + int(u) for n, u in counts) > 0
+    for machine in (str(demo), str(REPO), "/home/", "tracker.toml"):
+        assert machine not in html
+
+
+def test_dates_of_another_year_carry_it() -> None:
+    from tracker.digest.render import local
+
+    now = datetime(2026, 12, 4, 9, tzinfo=UTC)
+    assert "2025" in local(datetime(2025, 11, 30, 9, tzinfo=UTC), "Europe/Berlin", now)
+    assert "2026" not in local(datetime(2026, 11, 30, 9, tzinfo=UTC), "Europe/Berlin", now)
+
+
+def test_the_report_covers_where_the_data_is(demo: Path) -> None:
+    report = tracker("report", "--out", "report.html", cwd=demo)
+    assert report.returncode == 0, report.stderr
+    html = (demo / "report.html").read_text(encoding="utf-8")
+    newest = sqlite3.connect(demo / "tracker.sqlite").execute("SELECT max(day) FROM topic_daily").fetchone()[0]
+    assert f"up to the newest one ({newest})" in html
+    assert html.count("<path") > 5  # the chart has lines, not "no tagged items"
+    rows = re.findall(r"<tr>\s*<td>(.*?)</td>", html, re.S)
+    assert rows and all(re.match(r'<a href="https?://[^"]+">[^<]+</a>$', r.strip()) for r in rows)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")
+@pytest.mark.parametrize("width", [1200, 400])
+@pytest.mark.parametrize("page", ["out/autos-desk.html", "report.html"])
+def test_pages_render_in_chromium(demo: Path, tmp_path: Path, page: str, width: int) -> None:
+    if page == "report.html" and not (demo / page).exists():
+        assert tracker("report", "--out", page, cwd=demo).returncode == 0
+    BUILD.mkdir(exist_ok=True)
+    shot = BUILD / f"{Path(page).stem}-{width}.png"
+    shot.unlink(missing_ok=True)
+    assert CHROMIUM is not None
+    result = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--hide-scrollbars",
+            f"--window-size={width},2400",
+            f"--screenshot={shot}",
+            (demo / page).as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shot.exists(), result.stderr
+    assert shot.stat().st_size > 10_000
