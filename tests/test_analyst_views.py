@@ -5,6 +5,7 @@ window where the data is). Screenshots go to build/ for a person to look at."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import sqlite3
@@ -15,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from tracker.demo.site import NewsSite
+
 from .conftest import REPO
-from .test_cli import tracker
+from .test_cli import tracker, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -118,15 +121,35 @@ def test_dates_of_another_year_carry_it() -> None:
     assert "2026" not in local(datetime(2026, 11, 30, 9, tzinfo=UTC), "Europe/Berlin", now)
 
 
+def test_the_demo_is_dated_to_the_days_before_it_runs(demo: Path) -> None:
+    con = sqlite3.connect(demo / "tracker.sqlite")
+    newest, oldest = con.execute("SELECT max(published_at), min(published_at) FROM items").fetchone()
+    today = datetime.now(UTC).date()
+    assert (today - datetime.fromisoformat(newest).date()).days in (1, 2)
+    assert datetime.fromisoformat(oldest).date() < today
+    week = tracker("stories", "--since", str(today.fromordinal(today.toordinal() - 7)), "--format", "json", cwd=demo)
+    assert week.returncode == 0 and json.loads(week.stdout), "this week has stories"
+
+
 def test_the_report_covers_where_the_data_is(demo: Path) -> None:
     report = tracker("report", "--out", "report.html", cwd=demo)
     assert report.returncode == 0, report.stderr
     html = (demo / "report.html").read_text(encoding="utf-8")
-    newest = sqlite3.connect(demo / "tracker.sqlite").execute("SELECT max(day) FROM topic_daily").fetchone()[0]
-    assert f"up to the newest one ({newest})" in html
+    assert "The last 30 days" in html and "up to the newest one" not in html
     assert html.count("<path") > 5  # the chart has lines, not "no tagged items"
     rows = re.findall(r"<tr>\s*<td>(.*?)</td>", html, re.S)
     assert rows and all(re.match(r'<a href="https?://[^"]+">[^<]+</a>$', r.strip()) for r in rows)
+
+
+def test_a_report_whose_window_is_empty_moves_to_the_data_and_says_so(tmp_path: Path, news_site: NewsSite) -> None:
+    cfg = write_config(tmp_path, news_site)  # the site's articles keep their dates of early 2026
+    assert tracker("--config", str(cfg), "poll", "--once").returncode == 0
+    report = tracker("--config", str(cfg), "report", "--out", "-", "--days", "7")
+    assert report.returncode == 0, report.stderr
+    con = sqlite3.connect(tmp_path / "data" / "tracker.sqlite")
+    newest = con.execute("SELECT max(day) FROM topic_daily").fetchone()[0]
+    assert f"this report covers the 7 days up to the newest one ({newest})" in report.stdout
+    assert report.stdout.count("<path") > 3
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs it)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -46,7 +47,7 @@ def run_demo(
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db_path}{suffix}").unlink(missing_ok=True)
     t0 = time.monotonic()
-    with NewsSite() as site:
+    with NewsSite(recent_to=datetime.now(UTC)) as site:
         echo(f"Demo news site running at {site.base_url} ({len(site.articles)} articles, 3 feeds)")
         config = demo_config(db_path, site)
         store = open_store(config)

@@ -18,7 +18,7 @@ import html
 import json
 import threading
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,20 @@ def load_articles(path: Path = ARTICLES) -> list[dict[str, Any]]:
     with path.open(encoding="utf-8") as fh:
         data: list[dict[str, Any]] = json.load(fh)
     return data
+
+
+def moved_to(articles: Sequence[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+    """The articles with their dates moved by whole days, so that the newest is from the day
+    before ``now``: "this week", ``--since`` and the report's default window then show the
+    demo's news, and weekdays and times of day stay as written."""
+    dates = [datetime.fromisoformat(a["published"].replace("Z", "+00:00")) for a in articles]
+    if not dates:
+        return list(articles)
+    days = (now.astimezone(UTC).date() - max(dates).date()).days - 1
+    shift = timedelta(days=days)
+    return [
+        {**a, "published": (d + shift).strftime("%Y-%m-%dT%H:%M:%SZ")} for a, d in zip(articles, dates, strict=True)
+    ]
 
 
 def _e(text: str) -> str:
@@ -172,8 +186,11 @@ class NewsSite:
         host: str = "127.0.0.1",
         port: int = 0,
         missing_pages: Sequence[str] = ("millbrook-mariners-win-county-basketball-title",),
+        recent_to: datetime | None = None,
     ):
         self.articles = list(articles if articles is not None else load_articles())
+        if recent_to is not None:
+            self.articles = moved_to(self.articles, recent_to)
         self.missing_pages = set(missing_pages)
         self.requests: list[str] = []
         self._server = ThreadingHTTPServer((host, port), self._handler())
