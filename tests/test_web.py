@@ -123,3 +123,36 @@ def test_a_topic_filtered_page_in_chromium(served: tuple[str, Path], tmp_path: P
         timeout=120,
     )
     assert shot.exists() and shot.stat().st_size > 20_000
+
+
+def test_sigterm_stops_the_server_and_cleans_up(tmp_path: Path) -> None:
+    """A service manager stops `tracker web` with SIGTERM: the Datasette child goes too, the
+    port is free again and the temporary metadata is gone."""
+    with NewsSite() as site:
+        cfg = write_config(tmp_path, site)
+        assert tracker("--config", str(cfg), "poll", "--once").returncode == 0
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "TRACKER_CONFIG"}
+    env["TMPDIR"] = str(tmp_path / "tmp")
+    (tmp_path / "tmp").mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tracker", "--config", str(cfg), "web", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    base = f"http://127.0.0.1:{port}/-/versions.json"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(base, timeout=2).read()
+            break
+        except (urllib.error.URLError, ConnectionError):
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.3)
+    assert list((tmp_path / "tmp").iterdir())  # the metadata file, while it serves
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    with pytest.raises((urllib.error.URLError, ConnectionError)):
+        urllib.request.urlopen(base, timeout=2).read()
+    assert list((tmp_path / "tmp").iterdir()) == []

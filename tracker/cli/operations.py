@@ -56,7 +56,7 @@ def restore(ctx: Context, backup: Path, yes: bool) -> None:
 
 
 @click.command()
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "jsonl"]), default="text", show_default=True)
 @pass_ctx
 @handle_errors
 def status(ctx: Context, fmt: str) -> None:
@@ -70,12 +70,12 @@ def status(ctx: Context, fmt: str) -> None:
 
     ids = rule_ids(ctx.config.rule_paths)
     state = read_status(ctx.config, ctx.read_store(), ids, utcnow())
-    if fmt == "json":
+    if fmt != "text":
         from tracker.core.jsonout import dumps
 
         summary = ctx.config.summary()
         state["in_use"] = {k: summary[k] for k in ("config", "database", "rules")}
-        click.echo(dumps(state, indent=2))
+        click.echo(dumps(state, indent=2 if fmt == "json" else None))
         return
     click.echo(render_status(state))
     click.echo(f"In use: {in_use(ctx.config)}")

@@ -28,7 +28,7 @@ def init(ctx: Context) -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["table", "json"]),
+    type=click.Choice(["table", "json", "jsonl"]),
     default="table",
     show_default=True,
     help="The summary of --once: tables, or the cycle report as JSON.",
@@ -53,10 +53,10 @@ def poll(ctx: Context, once: bool, fmt: str) -> None:
     ctx.setup_logging()
     with CycleProgress() as shown:
         report = poll_once(ctx.config, progress=shown.tell)
-    if fmt == "json":
+    if fmt != "table":
         from tracker.core.jsonout import dumps, plain_value
 
-        click.echo(dumps({**plain_value(report), "new_items": report.new_items}, indent=2))
+        click.echo(dumps({**plain_value(report), "new_items": report.new_items}, indent=2 if fmt == "json" else None))
         return
     click.echo(cycle_summary(report))
 

@@ -238,7 +238,7 @@ def stories(ctx: Context, rule_id: str | None, since: Any, limit: int, fmt: str,
 
 @click.command()
 @click.argument("story_id", type=int)
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "jsonl"]), default="table", show_default=True)
 @pass_ctx
 @handle_errors
 def story(ctx: Context, story_id: int, fmt: str) -> None:
@@ -250,10 +250,10 @@ def story(ctx: Context, story_id: int, fmt: str) -> None:
     detail = story_detail(ctx.read_store().engine, story_id)
     if detail is None:
         fail(f"no story {story_id}", 2)
-    if fmt == "json":
+    if fmt != "table":
         from tracker.core.jsonout import dumps
 
-        click.echo(dumps(detail, indent=2))
+        click.echo(dumps(detail, indent=2 if fmt == "json" else None))
         return
     click.echo(render_story(detail))  # type: ignore[arg-type]
 

@@ -163,7 +163,7 @@ def rules_train(ctx: Context, corpus_paths: tuple[Path, ...], out: Path | None) 
 
 @click.command()
 @click.argument("item")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "jsonl"]), default="text", show_default=True)
 @pass_ctx
 @handle_errors
 def explain(ctx: Context, item: str, fmt: str) -> None:
@@ -183,10 +183,10 @@ def explain(ctx: Context, item: str, fmt: str) -> None:
     detail = store.item_detail(item_id) if item_id is not None else None
     if detail is None:
         fail(f"no stored item {item!r}", 2)
-    if fmt == "json":
+    if fmt != "text":
         from tracker.core.jsonout import dumps
 
-        click.echo(dumps(detail, indent=2))
+        click.echo(dumps(detail, indent=2 if fmt == "json" else None))
         return
     click.echo(render_item(detail))  # type: ignore[arg-type]
 
