@@ -182,3 +182,16 @@ def test_pages_render_in_chromium(demo: Path, tmp_path: Path, page: str, width: 
     )
     assert shot.exists(), result.stderr
     assert shot.stat().st_size > 10_000
+
+
+def test_one_set_of_counts(demo: Path) -> None:
+    """The digest's header, `tracker status` and the send summary count the same things:
+    distinct stories and distinct articles waiting."""
+    html = (demo / "out" / "autos-desk.html").read_text(encoding="utf-8")
+    stories, articles = map(int, re.search(r"(\d+) stor(?:y|ies), (\d+) articles? new since", html).groups())
+    status = tracker("status", cwd=demo).stdout
+    waiting = int(re.search(r"autos desk: (\d+) articles waiting", status).group(1))
+    assert articles == waiting
+    con = sqlite3.connect(demo / "tracker.sqlite")
+    tagged = con.execute("SELECT count(DISTINCT item_id), count(DISTINCT story_id) FROM tagged_items").fetchone()
+    assert (articles, stories) == tagged

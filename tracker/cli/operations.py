@@ -106,7 +106,7 @@ def digest_send(ctx: Context, name: str | None, force: bool) -> None:
     outcomes = send_all(ctx.config, ctx.existing_store(), subs, force=force)
     for o in outcomes:
         detail = {
-            "sent": f"sent {o.stories} stories ({o.items} items), run {o.run_id}",
+            "sent": f"sent {o.stories} stories, {o.items} articles, run {o.run_id}",
             "empty": "nothing new: not sent",
             "not-due": "not due yet (use --now to send anyway)",
             "failed": f"FAILED, run {o.run_id}: {o.error}; its items stay pending",

@@ -72,6 +72,12 @@ class Digest:
     subscribed: tuple[tuple[str, str], ...]  #: (rule id, title) of every topic of the subscription
     deliveries: tuple[tuple[int, str], ...]  #: the (item, rule) pairs it carries, shown or left out
     config_path: str | None = None
+    stories: int = 0  #: distinct stories it carries (a story under two topics counts once)
+
+    @property
+    def articles(self) -> int:
+        """Distinct articles it carries: what `tracker status` counts as waiting."""
+        return len({item for item, _ in self.deliveries})
 
     @property
     def new_developments(self) -> int:
@@ -138,6 +144,7 @@ def build_digest(
         subscribed=tuple((r, rule_titles.get(r, r)) for r in subscribed),
         deliveries=tuple(sorted((p.item_id, p.rule_id) for p in pending)),
         config_path=config_path,
+        stories=len({p.story_id if p.story_id is not None else -p.item_id for p in pending}),
     )
 
 

@@ -137,7 +137,7 @@ def send_digest(
     now = now or utcnow()
     resent, resend_failed = _resend_interrupted(config, store, sub, sender, now)
     digest, floor = compose(config, store, sub, rule_titles, now)
-    stories = sum(len(t.entries) + t.left_out for t in digest.topics)
+    stories = digest.stories
     if digest.empty and not sub.send_empty:
         record_run(
             store.engine, sub.name, since=floor, now=now, recipients=sub.to, deliveries=(), n_stories=0, status="empty"
