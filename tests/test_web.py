@@ -91,6 +91,12 @@ def test_search_and_canned_queries(served: tuple[str, Path]) -> None:
     assert volume and {"day", "topic", "items"} <= set(volume[0])
     outlets = get(base, "/tracker/outlets_covering_topic", topic=TOPIC)
     assert outlets and all(r["items"] >= 1 for r in outlets)
+    story = get(base, "/tracker/stories")[0]
+    timeline = get(base, "/tracker/story_timeline", story_id=str(story["story_id"]))
+    assert len(timeline) == story["n_items"] and {"time", "outlet", "role", "title", "url"} <= set(timeline[0])
+    with urllib.request.urlopen(f"{base}/-/metadata.json", timeout=10) as response:
+        described = json.loads(response.read())["databases"]["tracker"]["queries"]
+    assert TOPIC in described["outlets_covering_topic"]["description"]  # the valid topics are named
 
 
 def test_it_cannot_write(served: tuple[str, Path]) -> None:

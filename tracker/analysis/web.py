@@ -41,6 +41,20 @@ RECIPES: dict[str, dict[str, Any]] = {
             "GROUP BY i.host ORDER BY items DESC"
         ),
     },
+    "story_timeline": {
+        "title": "A story's timeline",
+        "description": (
+            "Every article of one story, oldest first: when, which outlet, its role (new: started the "
+            "story; update: another report of it; copy: a near-duplicate), headline and link. "
+            "Story ids are in the stories view."
+        ),
+        "sql": (
+            "SELECT i.story_at AS time, coalesce(i.site_name, i.host) AS outlet, i.story_role AS role,\n"
+            "       i.title, i.url,\n"
+            "       (SELECT group_concat(m.rule_id, ', ') FROM matches m WHERE m.item_id = i.id) AS topics\n"
+            "FROM items i WHERE i.story_id = :story_id ORDER BY i.story_at, i.id"
+        ),
+    },
     "topic_volume_per_day": {
         "title": "Topic volume per day",
         "description": "Tagged items, stories and new stories per topic and day (UTC).",
@@ -133,17 +147,26 @@ def sqlite_path(database_url: str) -> Path:
     return Path(url.database)
 
 
-def metadata(db_name: str) -> dict[str, Any]:
+def metadata(db_name: str, topics: list[str] | None = None) -> dict[str, Any]:
+    """Datasette's metadata; ``topics`` (the rule ids) are named where a query asks for one."""
     tables: dict[str, Any] = {name: dict(spec) for name, spec in _VIEWS.items()}
     tables.update({name: {"hidden": True} for name in _HIDDEN})
+    queries = {name: dict(spec) for name, spec in RECIPES.items()}
+    if topics:
+        for spec in queries.values():
+            if ":topic" in spec["sql"]:
+                spec["description"] += " Topics: " + ", ".join(topics) + "."
     return {
         "title": "newstracker",
-        "description": "Tracked news: tagged items, stories, topic volume, feed health, digests. Read-only.",
-        "databases": {db_name: {"tables": tables, "queries": RECIPES}},
+        "description": (
+            "Tracked news, read-only. Start with the stories view (one row per event) and the queries "
+            "below it: a story's timeline, new stories on a topic this week, the outlets covering a topic."
+        ),
+        "databases": {db_name: {"tables": tables, "queries": queries}},
     }
 
 
-def command(database_url: str, host: str, port: int, metadata_file: Path) -> list[str]:
+def command(database_url: str, host: str, port: int, metadata_file: Path, topics: list[str] | None = None) -> list[str]:
     """The Datasette command line for this store (after writing its metadata file)."""
     try:
         import datasette  # noqa: F401
@@ -152,7 +175,7 @@ def command(database_url: str, host: str, port: int, metadata_file: Path) -> lis
     db = sqlite_path(database_url)
     if not db.exists():
         raise ConfigError(f"{db}: no database yet (run `tracker init` or `tracker poll --once` first)")
-    metadata_file.write_text(json.dumps(metadata(db.stem), indent=2), encoding="utf-8")
+    metadata_file.write_text(json.dumps(metadata(db.stem, topics), indent=2), encoding="utf-8")
     return [
         sys.executable,
         "-m",

@@ -29,7 +29,11 @@ def web(ctx: Context, host: str, port: int) -> None:
 
     ctx.read_store()  # one line, not a server on an empty store, when there is no store
     with tempfile.TemporaryDirectory(prefix="tracker-web-") as tmp:
-        args = command(ctx.config.database_url, host, port, Path(tmp) / "metadata.json")
+        from tracker.rules.rulefiles import rule_ids
+
+        args = command(
+            ctx.config.database_url, host, port, Path(tmp) / "metadata.json", rule_ids(ctx.config.rule_paths)
+        )
         click.echo(f"serving {ctx.config.database_url} read-only at http://{host}:{port}/ (Ctrl-C stops)", err=True)
         code = _serve(args)
     sys.exit(code)
