@@ -49,7 +49,8 @@ RECIPES: dict[str, dict[str, Any]] = {
             "Story ids are in the stories view."
         ),
         "sql": (
-            "SELECT i.story_at AS time, coalesce(i.site_name, i.host) AS outlet, i.story_role AS role,\n"
+            "SELECT strftime('%Y-%m-%d %H:%M', i.story_at) AS time, coalesce(i.site_name, i.host) AS outlet,\n"
+            "       i.story_role AS role,\n"
             "       i.title, i.url,\n"
             "       (SELECT group_concat(m.rule_id, ', ') FROM matches m WHERE m.item_id = i.id) AS topics\n"
             "FROM items i WHERE i.story_id = :story_id ORDER BY i.story_at, i.id"
