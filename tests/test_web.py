@@ -99,6 +99,16 @@ def test_search_and_canned_queries(served: tuple[str, Path]) -> None:
     assert TOPIC in described["outlets_covering_topic"]["description"]  # the valid topics are named
 
 
+def test_the_landing_page_leads_with_views_and_questions(served: tuple[str, Path]) -> None:
+    base, _ = served
+    with urllib.request.urlopen(f"{base}/tracker", timeout=10) as response:
+        page = response.read().decode("utf-8")
+    views, queries, tables = (page.index(m) for m in ("Start here", "Questions, ready to ask", "<details"))
+    assert views < queries < tables  # internal tables last, folded away
+    for described in ("One row per story", "A story&#39;s timeline", "Topics: ", TOPIC):
+        assert described in page or described.replace("&#39;", "'") in page
+
+
 def test_it_cannot_write(served: tuple[str, Path]) -> None:
     base, db = served
     before = sqlite3.connect(db).execute("SELECT count(*) FROM items").fetchone()[0]

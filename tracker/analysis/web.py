@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from tracker.core import resources
 from tracker.core.errors import ConfigError
 from tracker.core.resources import install_hint
 
@@ -189,6 +190,8 @@ def command(database_url: str, host: str, port: int, metadata_file: Path, topics
         host,
         "--port",
         str(port),
+        "--template-dir",
+        str(resources.PACKAGE_DIR / "templates" / "datasette"),
         "--setting",
         "sql_time_limit_ms",
         "5000",
