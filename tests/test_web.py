@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -130,6 +131,7 @@ def test_a_topic_filtered_page_in_chromium(served: tuple[str, Path], tmp_path: P
     assert 'class="facet-info' in dom or "facet-results" in dom  # facets by topic and source
     title = sqlite3.connect(db).execute("SELECT title FROM tagged_items WHERE rule_id = ? LIMIT 1", (TOPIC,))
     assert title.fetchone()[0].split(" ")[0] in dom
+    assert re.search(r'<details class="column-notes"><summary>What the columns mean</summary><dl', dom)
     shot = Path(__file__).resolve().parent.parent / "build" / "web.png"
     shot.parent.mkdir(exist_ok=True)
     shot.unlink(missing_ok=True)
