@@ -195,3 +195,10 @@ def test_one_set_of_counts(demo: Path) -> None:
     con = sqlite3.connect(demo / "tracker.sqlite")
     tagged = con.execute("SELECT count(DISTINCT item_id), count(DISTINCT story_id) FROM tagged_items").fetchone()
     assert (articles, stories) == tagged
+
+
+def test_a_long_window_is_charted_per_week(demo: Path) -> None:
+    year = tracker("report", "--out", "-", "--days", "365", cwd=demo)
+    assert year.returncode == 0 and "tagged items per week" in year.stdout
+    month = tracker("report", "--out", "-", "--days", "30", cwd=demo)
+    assert "tagged items per day" in month.stdout

@@ -45,8 +45,13 @@ def top_stories(store: Store, topic: str, since: datetime, n: int) -> list[dict[
     return top
 
 
+#: a window longer than this is charted per week (weeks start on Monday)
+WEEKLY_AFTER_DAYS = 62
+
+
 def chart_svg(volume: dict[str, dict[str, int]], first: datetime, last: datetime) -> str:
-    """Items per day for each topic, as an SVG document (days without items count 0)."""
+    """Items per day (per week, over a long window) for each topic, as an SVG document
+    (days without items count 0)."""
     try:
         import matplotlib
 
@@ -57,13 +62,21 @@ def chart_svg(volume: dict[str, dict[str, int]], first: datetime, last: datetime
     except ImportError:
         raise ConfigError(f"tracker report needs matplotlib: {install_hint('report')}") from None
     days = [first.date() + timedelta(days=i) for i in range((last.date() - first.date()).days + 1)]
+    weekly = len(days) > WEEKLY_AFTER_DAYS  # one-day spikes over months read as noise: sum by week
     fig, ax = plt.subplots(figsize=(9, 3.6), dpi=100)
     try:
         for topic in sorted(volume):
             counts = [volume[topic].get(d.isoformat(), 0) for d in days]
-            marker = "o" if len(days) <= 62 else None  # dots only where days can be told apart
-            ax.plot(days, counts, marker=marker, markersize=3, linewidth=1.6, label=topic)  # type: ignore[arg-type]
-        ax.set_ylabel("tagged items per day")
+            if weekly:
+                weeks: dict[Any, int] = {}
+                for d, n in zip(days, counts, strict=True):
+                    monday = d - timedelta(days=d.weekday())
+                    weeks[monday] = weeks.get(monday, 0) + n
+                xs, ys = list(weeks), list(weeks.values())
+            else:
+                xs, ys = days, counts
+            ax.plot(xs, ys, marker="o", markersize=3, linewidth=1.6, label=topic)
+        ax.set_ylabel("tagged items per week" if weekly else "tagged items per day")
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 0.2 of an item
         locator = mdates.AutoDateLocator()  # type: ignore[no-untyped-call]
         ax.xaxis.set_major_locator(locator)
