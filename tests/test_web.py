@@ -174,3 +174,22 @@ def test_sigterm_stops_the_server_and_cleans_up(tmp_path: Path) -> None:
     with pytest.raises((urllib.error.URLError, ConnectionError)):
         urllib.request.urlopen(base, timeout=2).read()
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (.ci/run installs Debian's chromium)")
+@pytest.mark.parametrize("width", [1200, 400])
+@pytest.mark.parametrize("page", ["tracker", "tracker/story_timeline?story_id=1"], ids=["landing", "timeline"])
+def test_pages_at_desktop_and_phone_width(served: tuple[str, Path], tmp_path: Path, page: str, width: int) -> None:
+    base, _ = served
+    shot = Path(__file__).resolve().parent.parent / "build" / f"web-{page.split('/')[-1].split('?')[0]}-{width}.png"
+    shot.parent.mkdir(exist_ok=True)
+    shot.unlink(missing_ok=True)
+    browser = headless(tmp_path / "chromium")
+    subprocess.run(
+        [*browser, "--hide-scrollbars", f"--window-size={width},1600", f"--screenshot={shot}", f"{base}/{page}"],
+        capture_output=True,
+        timeout=120,
+    )
+    assert shot.exists() and shot.stat().st_size > 10_000
+    dom = subprocess.run([*browser, "--dump-dom", f"{base}/{page}"], capture_output=True, text=True, timeout=120).stdout
+    assert ("Start here" if page == "tracker" else "A story&#39;s timeline") in dom or "A story's timeline" in dom
