@@ -201,6 +201,8 @@ def search(
         writer.writerows({**r, "topics": ",".join(r["topics"])} for r in records)
         return
     columns = {"item": "item_id", "when": "at", "outlet": "outlet", "topics": "topics", "title": "title"}
+    if fmt == "table":  # times as every table shows them (the records carry ISO 8601 for JSON)
+        records = [{**r, "at": h.at} for r, h in zip(records, hits, strict=True)]
     emit(records, fmt, columns={**columns, "snippet": "snippet"})
     if not hits and fmt == "table":
         click.echo("no items match", err=True)
