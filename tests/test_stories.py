@@ -526,3 +526,34 @@ def test_vocabulary_compaction_keeps_assignments(monkeypatch: pytest.MonkeyPatch
     )
     found = index.assign(rewrite, late)
     assert (found.story_id, found.role) == (2, "update")
+
+
+def test_an_item_joining_two_stories_merges_both_whichever_holds_its_best_match(store: Store) -> None:
+    """The index keeps the oldest of the stories an item matches and merges the others into
+    it; the store must do the same even when the best match is in the younger story (the
+    path where the older story used to be left out, and the index and store then disagreed)."""
+    (feed,) = store.sync_feeds([FeedSource("https://a.example/f", "A")])
+    older, _ = store.add_item(
+        article("https://a.example/1", "Older story", "o " * 50, T0),
+        [],
+        feed_id=feed.id,
+        story=_place("Older story", "o " * 50, T0),
+    )
+    younger, _ = store.add_item(
+        article("https://a.example/2", "Younger story", "y " * 50, T0 + timedelta(hours=1)),
+        [],
+        feed_id=feed.id,
+        story=_place("Younger story", "y " * 50, T0 + timedelta(hours=1)),
+    )
+    joining = StoryPlacement(
+        sig("Both", "b " * 50),
+        Assignment(older, "update", younger, 0.9, "lede", merges=(younger,)),  # best match: the younger story's item
+        T0 + timedelta(hours=2),
+    )
+    item, _ = store.add_item(
+        article("https://a.example/3", "Both", "b " * 50, T0 + timedelta(hours=2)), [], feed_id=feed.id, story=joining
+    )
+    assert {item_story(store, i)[0] for i in (older, younger, item)} == {older}
+    grouper = StoryGrouper(store)
+    grouper.placed(item, joining, older)
+    assert [s["n_items"] for s in list_stories(store.engine)] == [3]

@@ -47,12 +47,21 @@ def place_item(conn: Connection, item_id: int, placement: StoryPlacement) -> int
     """
     found = placement.assignment
     story = item_id
+    joined: set[int] = set()  #: the stories, as stored now, that the item joins into one
     if found.story_id is not None:
-        current = conn.execute(_STORY_OF, {"b_item": found.item_id}).scalar() if found.item_id is not None else None
-        story = current if current is not None else found.story_id
+        # The index's story (the oldest it matched) and every other it matched, the best
+        # match's included, each read back as stored now: a story's id is its first item's
+        # id, so the story of that item is where the story is today.
+        for seen in (found.story_id, *found.merges, found.item_id):
+            if seen is not None:
+                now = conn.execute(_STORY_OF, {"b_item": seen}).scalar()
+                joined.add(now if now is not None else seen)
+        current = conn.execute(_STORY_OF, {"b_item": found.story_id}).scalar()
+        story = found.story_id if current is None else current  # the index's choice: the oldest survives
     conn.execute(_PLACE, {"b_item": item_id, "b_story": story, "b_role": found.role, "b_at": placement.at})
-    if found.merges:
-        conn.execute(update(Item).where(Item.story_id.in_(found.merges), Item.story_id != story).values(story_id=story))
+    joined.discard(story)
+    if joined:
+        conn.execute(update(Item).where(Item.story_id.in_(joined)).values(story_id=story))
     sig = placement.signature
     conn.execute(_SIGNATURE, {"item_id": item_id, "minhash": sig.minhash, "terms": json.dumps(sig.to_json())})
     return story
