@@ -35,7 +35,7 @@ def feeds(ctx: Context, fmt: str) -> None:
     polled = {r["url"] for r in rows}
     for source in ctx.config.feeds:
         if source.url not in polled and not ctx.config.feeds_are_default:
-            rows.append(_health_row({"name": source.name, "url": source.url, "origin": "config"}, never=True))
+            rows.append(_health_row({"name": source.name, "url": source.url, "origin": "config"}))
     emit(rows, fmt, columns=_COLUMNS)
 
 
@@ -55,22 +55,19 @@ _COLUMNS = {
 }
 
 
-def _health_row(r: dict[str, Any], *, never: bool = False) -> dict[str, Any]:
+def _state(r: dict[str, Any]) -> str:
+    if r.get("paused"):
+        return "paused"
+    if r.get("last_fetched_at") is None:
+        return "not polled yet"
+    if r.get("parked"):
+        return "parked"
+    return "failing" if r.get("consecutive_failures") else "ok"
+
+
+def _health_row(r: dict[str, Any]) -> dict[str, Any]:
     failures = r.get("consecutive_failures") or 0
-    never = never or r.get("last_fetched_at") is None
-    state = (
-        "paused"
-        if r.get("paused")
-        else "not polled yet"
-        if never
-        else "paused"
-        if r.get("paused")
-        else "parked"
-        if r.get("parked")
-        else "failing"
-        if failures
-        else "ok"
-    )
+    state = _state(r)
     rate = r.get("publish_rate")
     return {
         "name": r["name"],
@@ -164,11 +161,7 @@ def _report(added: tuple[str, ...], present: tuple[str, ...], store_url: str) ->
 @handle_errors
 def feeds_remove(ctx: Context, url: str) -> None:
     """Stop polling a feed added from the command line (its articles stay in the store)."""
-
-    config_file = str(ctx.config.path) if ctx.config.path else None
-    if any(url in (f.url, f.name) for f in ctx.config.feeds) and not ctx.config.feeds_are_default:
-        fail(f"{url} is listed in {config_file or 'the configuration'}; remove it there", 2)
-    ctx.existing_store().remove_feed(url, config_file)
+    ctx.existing_store().remove_feed(url, str(ctx.config.path) if ctx.config.path else None)
     click.echo(f"removed {redact(url)}")
 
 
@@ -178,7 +171,6 @@ def feeds_remove(ctx: Context, url: str) -> None:
 @handle_errors
 def feeds_pause(ctx: Context, url: str) -> None:
     """Stop polling a feed for now; it keeps its history (`tracker feeds resume URL`)."""
-
     changed = ctx.existing_store().set_paused(url, True)
     click.echo(f"{'paused' if changed else 'already paused'}: {redact(url)}")
 
@@ -189,7 +181,6 @@ def feeds_pause(ctx: Context, url: str) -> None:
 @handle_errors
 def feeds_resume(ctx: Context, url: str) -> None:
     """Poll a paused feed again, from the next cycle."""
-
     changed = ctx.existing_store().set_paused(url, False)
     click.echo(f"{'resumed' if changed else 'not paused'}: {redact(url)}")
 

@@ -57,18 +57,18 @@ def identifying(evidence: str | None) -> tuple[str, ...]:
         return ()
     from wordfreq import zipf_frequency
 
-    marks: dict[str, None] = {}
+    marks: dict[str, str] = {}  #: lower-cased -> as first seen
     for e in found if isinstance(found, list) else []:
         text, term = str(e.get("text", "")).strip(), str(e.get("term", ""))
-        if not text or text.lower() in (m.lower() for m in marks):
+        if not text or text.lower() in marks:
             continue
         words = text.split()
         limit = GENERIC_ZIPF if term.startswith("@") else RARE_WORD_ZIPF
         if words[0].lower() in _REFERRING:  # "the company", "its chief": a reference, not a name
             continue
         if len(words) > 1 or zipf_frequency(text.lower(), "en") < limit:
-            marks[text] = None
-    return tuple(marks)
+            marks[text.lower()] = text
+    return tuple(marks.values())
 
 
 def pending_matches(

@@ -13,6 +13,7 @@ from sqlalchemy import Boolean, Float, Table, bindparam, func, insert, or_, sele
 
 from tracker.core.types import FeedSource, FetchStatus
 from tracker.store.base import StoreBase, utcnow
+from tracker.store.feedlist import encode_categories
 from tracker.store.models import Feed, FetchLog, ItemSource, UTCDateTime
 
 _FEEDS = cast(Table, Feed.__table__)
@@ -152,8 +153,6 @@ class FeedStore(StoreBase):
         The config is authoritative for the feeds it lists (a URL added from the command line
         that the config now lists becomes the config's); feeds added from the command line
         that the config does not list are left alone."""
-        from tracker.store.feedlist import encode_categories
-
         now = utcnow()
         wanted = {s.url: s for s in sources}
         columns = select(Feed.id, Feed.url, Feed.name, Feed.active, Feed.origin, Feed.categories)

@@ -42,22 +42,22 @@ def place_item(conn: Connection, item_id: int, placement: StoryPlacement) -> int
     """Record an item's story (a new one: its own id) and signature; merge stories it joins.
     Returns the story id.
 
-    The story is read from the database, through the item the index found similar: another
-    process may have merged that story into an older one since this one's index loaded it.
+    Each story is read from the database, through its first item: another process may have
+    merged it into an older one since this one's index loaded it.
     """
     found = placement.assignment
     story = item_id
     joined: set[int] = set()  #: the stories, as stored now, that the item joins into one
     if found.story_id is not None:
-        # The index's story (the oldest it matched) and every other it matched, the best
-        # match's included, each read back as stored now: a story's id is its first item's
-        # id, so the story of that item is where the story is today.
-        for seen in (found.story_id, *found.merges, found.item_id):
-            if seen is not None:
-                now = conn.execute(_STORY_OF, {"b_item": seen}).scalar()
-                joined.add(now if now is not None else seen)
-        current = conn.execute(_STORY_OF, {"b_item": found.story_id}).scalar()
-        story = found.story_id if current is None else current  # the index's choice: the oldest survives
+        # The index's story (the oldest it matched: it survives) and every other it matched,
+        # the best match's included, each read back as stored now: a story's id is its first
+        # item's id, so the story of that item is where the story is today.
+        def now(seen: int) -> int:
+            current = conn.execute(_STORY_OF, {"b_item": seen}).scalar()
+            return seen if current is None else int(current)
+
+        story = now(found.story_id)
+        joined = {now(s) for s in (*found.merges, found.item_id) if s is not None}
     conn.execute(_PLACE, {"b_item": item_id, "b_story": story, "b_role": found.role, "b_at": placement.at})
     joined.discard(story)
     if joined:
