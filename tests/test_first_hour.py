@@ -10,6 +10,7 @@ import json
 import re
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -78,6 +79,9 @@ def test_what_the_read_commands_say(demo_dir: tuple[Path, dict[str, str]]) -> No
     assert grouped and all(isinstance(s["topics"], list) and ISO.match(s["first_seen"]) for s in stories)
     story = json.loads(tracker("story", str(grouped[0]["story_id"]), "--format", "json", cwd=where, env=env).stdout)
     assert story["headline"] == grouped[0]["headline"] and len(story["items"]) == grouped[0]["n_items"]
+    # The demo has two outlets, and stories they both report count both.
+    assert any(s["n_sources"] >= 2 for s in grouped)
+    assert len({item["outlet"] for s in grouped for item in _story(s, where, env)["items"]}) >= 2
     hits = tracker("search", "joint venture", "--format", "jsonl", cwd=where, env=env).stdout.splitlines()
     assert hits and all(isinstance(json.loads(h)["topics"], list) for h in hits)
     explain = tracker("explain", "1", cwd=where, env=env)
@@ -96,6 +100,12 @@ def test_what_the_read_commands_say(demo_dir: tuple[Path, dict[str, str]]) -> No
     assert (where / "report.html").stat().st_size > 1000
 
 
+def _story(story: dict[str, Any], where: Path, env: dict[str, str]) -> dict[str, Any]:
+    shown = tracker("story", str(story["story_id"]), "--format", "json", cwd=where, env=env)
+    found: dict[str, Any] = json.loads(shown.stdout)
+    return found
+
+
 @pytest.mark.parametrize("args", [a for a in READ_COMMANDS if a[0] not in ("rules",)], ids=" ".join)
 def test_a_store_that_is_not_there_is_one_line_and_nothing_is_created(tmp_path: Path, args: tuple[str, ...]) -> None:
     result = tracker("--db", "typo/tracker.sqlite", *args, cwd=tmp_path)
@@ -111,7 +121,7 @@ def test_feeds_found_on_a_page_exported_and_imported_into_a_fresh_store(tmp_path
     assert add.returncode == 0, add.stderr
     assert add.stdout.count("added ") == 3
     listed = json.loads(tracker(*mine, "feeds", "--format", "json", cwd=tmp_path).stdout)
-    assert {f["url"] for f in listed} == set(news_site.feed_urls().values())
+    assert {f["url"] for f in listed} == set(news_site.feed_urls("ledger").values())
     assert {f["origin"] for f in listed} == {"cli"}
     exported = tracker(*mine, "feeds", "export", "feeds.opml", cwd=tmp_path)
     assert exported.returncode == 0, exported.stderr
@@ -173,7 +183,7 @@ def test_progress_shows_on_a_terminal_and_not_in_a_pipe(tmp_path: Path) -> None:
         seen += chunk
     assert proc.wait(timeout=300) == 0
     os.close(primary)
-    assert b"polling the demo site: 3/3 feeds, 30 articles stored" in seen
+    assert b"polling the demo site: 4/4 feeds, 30 articles stored" in seen
     piped = tracker("demo", "--db", "again.sqlite", cwd=tmp_path, env={"TRACKER_HOME": str(tmp_path / "home")})
     assert piped.returncode == 0 and "polling the demo site" not in piped.stdout + piped.stderr
 

@@ -13,7 +13,7 @@ from tracker.core import resources
 from tracker.core.config import Config, FetchConfig
 from tracker.core.errors import ConfigError
 from tracker.core.types import FeedSource
-from tracker.demo.site import NewsSite
+from tracker.demo.site import OUTLETS, NewsSite
 from tracker.service.app import open_store, poll_once
 from tracker.store.storydb import list_stories
 
@@ -48,7 +48,8 @@ def run_demo(
         Path(f"{db_path}{suffix}").unlink(missing_ok=True)
     t0 = time.monotonic()
     with NewsSite(recent_to=datetime.now(UTC)) as site:
-        echo(f"Demo news site running at {site.base_url} ({len(site.articles)} articles, 3 feeds)")
+        what = f"{len(site.articles)} articles from {len(OUTLETS)} outlets, {len(site.feed_urls())} feeds"
+        echo(f"Demo news site running at {site.base_url} ({what})")
         config = demo_config(db_path, site)
         store = open_store(config)
         report = poll_once(config, store, progress=progress)

@@ -2,8 +2,11 @@
 
 It serves the articles in articles.json as full HTML pages with the boilerplate real
 news pages carry (navigation, cookie banner, related links, newsletter box, comments,
-footer), and three feeds of different kinds: RSS 2.0 (/feeds/autos.xml), Atom 1.0
-(/feeds/world.atom) and RSS 1.0 (/feeds/more.rdf). Feed links carry utm_* parameters,
+footer), for two outlets: The Daily Ledger, at ``http://127.0.0.1:PORT`` with three feeds of
+different kinds (RSS 2.0 /feeds/autos.xml, Atom 1.0 /feeds/world.atom, RSS 1.0
+/feeds/more.rdf), and the Lakeshore Courier, at ``http://localhost:PORT`` with one RSS 2.0
+feed (/feeds/courier.xml). Both names reach the same loopback server; being two hosts, they
+are two outlets to the tracker, so stories re-reported by both count two. Feed links carry utm_* parameters,
 pages declare their canonical URL, feeds honor If-None-Match, responses are gzipped
 when asked. One article's page is gone (404), so the tracker has to fall back to the
 text in the feed.
@@ -25,12 +28,16 @@ from typing import Any
 
 ARTICLES = Path(__file__).with_name("articles.json")
 SECTIONS = ("World", "Politics", "Business", "Autos", "Tech", "Science", "Sports", "Opinion")
+#: outlet key (an article's "outlet", default "ledger") → its name
+OUTLETS = {"ledger": "The Daily Ledger", "courier": "Lakeshore Courier"}
+#: path → (title, sections carried, outlet)
 FEEDS = {
-    "/feeds/autos.xml": ("Autos & Business (RSS 2.0)", ("autos", "business")),
-    "/feeds/world.atom": ("World & Politics (Atom)", ("world", "politics", "business")),
-    "/feeds/more.rdf": ("Tech, Science & Sports (RSS 1.0)", ("tech", "science", "sports")),
+    "/feeds/autos.xml": ("Autos & Business (RSS 2.0)", ("autos", "business"), "ledger"),
+    "/feeds/world.atom": ("World & Politics (Atom)", ("world", "politics", "business"), "ledger"),
+    "/feeds/more.rdf": ("Tech, Science & Sports (RSS 1.0)", ("tech", "science", "sports"), "ledger"),
+    "/feeds/courier.xml": ("All news (RSS 2.0)", tuple(s.lower() for s in SECTIONS), "courier"),
 }
-SITE_NAME = "The Daily Ledger"
+SITE_NAME = OUTLETS["ledger"]
 TRACKING = "?utm_source=rss&utm_medium=feed&utm_campaign=demo"
 
 
@@ -54,29 +61,35 @@ def moved_to(articles: Sequence[dict[str, Any]], now: datetime) -> list[dict[str
     ]
 
 
+def outlet_of(article: dict[str, Any]) -> str:
+    """The name of the outlet that publishes ``article``."""
+    return OUTLETS[article.get("outlet", "ledger")]
+
+
 def _e(text: str) -> str:
     return html.escape(text, quote=True)
 
 
 def article_page(article: dict[str, Any], related: Sequence[dict[str, Any]], base: str) -> str:
     slug = article["slug"]
+    site = outlet_of(article)
     published = article["published"]
     nav = "".join(f'<li><a href="/section/{s.lower()}">{s}</a></li>' for s in SECTIONS)
     body = "\n".join(f"<p>{_e(p)}</p>" for p in article["paragraphs"])
     more = "".join(f'<li><a href="/articles/{r["slug"]}.html">{_e(r["title"])}</a></li>' for r in related)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
-<title>{_e(article["title"])} | {SITE_NAME}</title>
+<title>{_e(article["title"])} | {site}</title>
 <link rel="canonical" href="/articles/{slug}.html">
 <meta property="og:title" content="{_e(article["title"])}">
-<meta property="og:site_name" content="{SITE_NAME}">
+<meta property="og:site_name" content="{site}">
 <meta property="article:published_time" content="{published}">
 <meta name="author" content="{_e(article["author"])}">
 <meta name="description" content="{_e(article["summary"])}">
 </head><body>
 <div class="cookie-banner">We use cookies to personalise content and ads. <button>Accept</button>
 <button>Manage preferences</button></div>
-<header class="masthead"><a class="logo" href="/">{SITE_NAME}</a>
+<header class="masthead"><a class="logo" href="/">{site}</a>
 <nav><ul>{nav}</ul></nav><form action="/search"><input name="q" placeholder="Search"></form>
 <a href="/subscribe" class="cta">Subscribe from $1 a week</a></header>
 <main>
@@ -92,8 +105,8 @@ def article_page(article: dict[str, Any], related: Sequence[dict[str, Any]], bas
 <div class="share">Share: <a href="#">Email</a> <a href="#">X</a> <a href="#">LinkedIn</a>
 <a href="#">Copy link</a></div>
 </article>
-<aside class="related"><h2>More from {SITE_NAME}</h2><ul>{more}</ul></aside>
-<aside class="newsletter"><h2>The Morning Ledger</h2>
+<aside class="related"><h2>More from {site}</h2><ul>{more}</ul></aside>
+<aside class="newsletter"><h2>The Morning Briefing</h2>
 <p>Our editors' pick of the day's most important stories, in your inbox before breakfast.</p>
 <form><input type="email" placeholder="you@example.com"><button>Sign up</button></form></aside>
 <section class="comments"><h2>Comments (2)</h2>
@@ -105,7 +118,7 @@ covering this.</p></div>
 </main>
 <footer><ul><li><a href="/about">About us</a></li><li><a href="/contact">Contact</a></li>
 <li><a href="/privacy">Privacy policy</a></li><li><a href="/terms">Terms of use</a></li></ul>
-<p>© 2026 {SITE_NAME}. All rights reserved. Demo content written for newstracker.</p></footer>
+<p>© 2026 {site}. All rights reserved. Demo content written for newstracker.</p></footer>
 </body></html>
 """
 
@@ -114,7 +127,7 @@ def _rfc822(iso: str) -> str:
     return email.utils.format_datetime(datetime.fromisoformat(iso.replace("Z", "+00:00")))
 
 
-def rss20(title: str, items: Sequence[dict[str, Any]], base: str) -> str:
+def rss20(title: str, items: Sequence[dict[str, Any]], base: str, site: str = SITE_NAME) -> str:
     entries = []
     for a in items:
         link = f"{base}/articles/{a['slug']}.html{TRACKING}"
@@ -129,12 +142,12 @@ def rss20(title: str, items: Sequence[dict[str, Any]], base: str) -> str:
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0" '
         'xmlns:content="http://purl.org/rss/1.0/modules/content/" xmlns:dc="http://purl.org/dc/elements/1.1/">'
-        f"<channel><title>{SITE_NAME}: {_e(title)}</title><link>{base}/</link>"
+        f"<channel><title>{site}: {_e(title)}</title><link>{base}/</link>"
         f"<description>{_e(title)}</description>{''.join(entries)}</channel></rss>"
     )
 
 
-def atom10(title: str, items: Sequence[dict[str, Any]], base: str) -> str:
+def atom10(title: str, items: Sequence[dict[str, Any]], base: str, site: str = SITE_NAME) -> str:
     entries = []
     for a in items:
         link = f"{base}/articles/{a['slug']}.html{TRACKING}"
@@ -146,12 +159,12 @@ def atom10(title: str, items: Sequence[dict[str, Any]], base: str) -> str:
         )
     return (
         '<?xml version="1.0" encoding="utf-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom">'
-        f'<title>{SITE_NAME}: {_e(title)}</title><id>{base}/</id><link href="{base}/"/>'
+        f'<title>{site}: {_e(title)}</title><id>{base}/</id><link href="{base}/"/>'
         f"<updated>2026-05-20T00:00:00Z</updated>{''.join(entries)}</feed>"
     )
 
 
-def rss10(title: str, items: Sequence[dict[str, Any]], base: str) -> str:
+def rss10(title: str, items: Sequence[dict[str, Any]], base: str, site: str = SITE_NAME) -> str:
     links = [f"{base}/articles/{a['slug']}.html{TRACKING}" for a in items]
     seq = "".join(f'<rdf:li rdf:resource="{_e(link)}"/>' for link in links)
     entries = "".join(
@@ -163,7 +176,7 @@ def rss10(title: str, items: Sequence[dict[str, Any]], base: str) -> str:
     return (
         '<?xml version="1.0" encoding="utf-8"?>\n<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" '
         'xmlns="http://purl.org/rss/1.0/" xmlns:dc="http://purl.org/dc/elements/1.1/">'
-        f'<channel rdf:about="{base}/"><title>{SITE_NAME}: {_e(title)}</title><link>{base}/</link>'
+        f'<channel rdf:about="{base}/"><title>{site}: {_e(title)}</title><link>{base}/</link>'
         f"<description>{_e(title)}</description><items><rdf:Seq>{seq}</rdf:Seq></items></channel>"
         f"{entries}</rdf:RDF>"
     )
@@ -199,12 +212,25 @@ class NewsSite:
 
     @property
     def base_url(self) -> str:
+        """The Daily Ledger's address (the server's own)."""
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
 
-    def feed_urls(self) -> dict[str, str]:
-        """Feed name → URL."""
-        return {name: self.base_url + path for path, (name, _) in FEEDS.items()}
+    def outlet_url(self, outlet: str) -> str:
+        """The address of an outlet: the Courier is the same server under the name
+        ``localhost`` (another host to the tracker) when the server is on 127.0.0.1."""
+        host, port = self._server.server_address[:2]
+        if outlet != "ledger" and host == "127.0.0.1":
+            host = "localhost"
+        return f"http://{host!s}:{port}"
+
+    def feed_urls(self, outlet: str | None = None) -> dict[str, str]:
+        """Feed name → URL, of every outlet or of one."""
+        return {
+            f"{OUTLETS[where]}: {name}" if where != "ledger" else name: self.outlet_url(where) + path
+            for path, (name, _, where) in FEEDS.items()
+            if outlet in (None, where)
+        }
 
     def start(self) -> NewsSite:
         self._thread = threading.Thread(target=self._server.serve_forever, name="demo-site", daemon=True)
@@ -221,35 +247,41 @@ class NewsSite:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def render(self, path: str) -> tuple[int, str, str]:
-        """(status, content type, body) for a path."""
+    def render(self, path: str, outlet: str = "ledger") -> tuple[int, str, str]:
+        """(status, content type, body) for a path asked of ``outlet``'s host."""
         if path in FEEDS:
-            name, sections = FEEDS[path]
-            items = [a for a in self.articles if a["section"] in sections]
+            name, sections, where = FEEDS[path]
+            items = [a for a in self.articles if a["section"] in sections and a.get("outlet", "ledger") == where]
             render, ctype = _RENDER[path[path.rindex(".") :]]
-            return 200, f"{ctype}; charset=utf-8", render(name, items, self.base_url)
+            return 200, f"{ctype}; charset=utf-8", render(name, items, self.outlet_url(where), OUTLETS[where])
         if path in ("/", "/index.html"):
-            return 200, "text/html; charset=utf-8", self.home_page()
+            return 200, "text/html; charset=utf-8", self.home_page(outlet)
         if path.startswith("/articles/") and path.endswith(".html"):
             slug = path[len("/articles/") : -len(".html")]
             index = next((i for i, a in enumerate(self.articles) if a["slug"] == slug), None)
             if index is not None and slug not in self.missing_pages:
-                related = [self.articles[(index + k) % len(self.articles)] for k in (1, 2, 3, 4)]
-                return 200, "text/html; charset=utf-8", article_page(self.articles[index], related, self.base_url)
+                article = self.articles[index]
+                same = [a for a in self.articles if a.get("outlet", "ledger") == article.get("outlet", "ledger")]
+                at = same.index(article)
+                related = [same[(at + k) % len(same)] for k in (1, 2, 3, 4) if len(same) > k]
+                return 200, "text/html; charset=utf-8", article_page(article, related, self.base_url)
         return 404, "text/html; charset=utf-8", "<html><body><h1>Page not found</h1></body></html>"
 
-    def home_page(self) -> str:
-        """The front page: the latest headlines, and its feeds advertised as browsers and
-        feed readers find them (``<link rel="alternate">``)."""
+    def home_page(self, outlet: str = "ledger") -> str:
+        """An outlet's front page: its latest headlines, and its feeds advertised as browsers
+        and feed readers find them (``<link rel="alternate">``)."""
+        site = OUTLETS[outlet]
         links = "".join(
             f'<link rel="alternate" type="{_RENDER[path[path.rindex(".") :]][1]}" title="{_e(name)}" href="{path}">'
-            for path, (name, _) in FEEDS.items()
+            for path, (name, _, where) in FEEDS.items()
+            if where == outlet
         )
-        latest = sorted(self.articles, key=lambda a: a["published"], reverse=True)[:10]
+        mine = [a for a in self.articles if a.get("outlet", "ledger") == outlet]
+        latest = sorted(mine, key=lambda a: a["published"], reverse=True)[:10]
         items = "".join(f'<li><a href="/articles/{_e(a["slug"])}.html">{_e(a["title"])}</a></li>' for a in latest)
         return (
-            f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{SITE_NAME}</title>{links}"
-            f"</head><body><h1>{SITE_NAME}</h1><ul>{items}</ul></body></html>"
+            f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{site}</title>{links}"
+            f"</head><body><h1>{site}</h1><ul>{items}</ul></body></html>"
         )
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -264,7 +296,8 @@ class NewsSite:
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 site.requests.append(self.path)
-                status, ctype, text = site.render(path)
+                host = (self.headers.get("Host") or "").rsplit(":", 1)[0]
+                status, ctype, text = site.render(path, "courier" if host == "localhost" else "ledger")
                 body = text.encode("utf-8")
                 etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
                 if status == 200 and path in FEEDS and self.headers.get("If-None-Match") == etag:
