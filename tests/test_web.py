@@ -3,6 +3,7 @@ canned queries; checked over HTTP and in headless Chromium."""
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -20,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from tracker.analysis import webcells
 from tracker.demo.site import NewsSite
 
 from .test_cli import tracker, write_config
@@ -193,3 +195,79 @@ def test_pages_at_desktop_and_phone_width(served: tuple[str, Path], tmp_path: Pa
     assert shot.exists() and shot.stat().st_size > 10_000
     dom = subprocess.run([*browser, "--dump-dom", f"{base}/{page}"], capture_output=True, text=True, timeout=120).stdout
     assert ("Start here" if page == "tracker" else "A story&#39;s timeline") in dom or "A story's timeline" in dom
+
+
+def html_of(base: str, path: str) -> str:
+    with urllib.request.urlopen(f"{base}{path}", timeout=10) as response:
+        return str(response.read().decode("utf-8"))
+
+
+def links(page: str, column: str) -> list[tuple[str, str]]:
+    """(href, text) of the links in a column's cells."""
+    return re.findall(rf'<td class="col-{column}[^"]*"><a href="([^"]+)"[^>]*>([^<]*)</a>', page)
+
+
+def test_stories_and_items_link_to_each_other(served: tuple[str, Path]) -> None:
+    base, db = served
+    con = sqlite3.connect(db)
+    stories = html_of(base, "/tracker/stories?_size=max")
+    by_id = links(stories, "story_id")
+    expected = {row[0] for row in con.execute("SELECT story_id FROM stories")}
+    assert {int(text) for _, text in by_id} == expected
+    assert all(href == f"/tracker/story_timeline?story_id={text}" for href, text in by_id)
+    headlines = links(stories, "headline")
+    assert len(headlines) == len(expected) and all("story_timeline?story_id=" in href for href, _ in headlines)
+
+    story_id, n_items = con.execute("SELECT story_id, n_items FROM stories ORDER BY n_items DESC LIMIT 1").fetchone()
+    timeline = html_of(base, f"/tracker/story_timeline?story_id={story_id}")
+    items = links(timeline, "item_id")
+    members = {row[0] for row in con.execute("SELECT id FROM items WHERE story_id = ?", (story_id,))}
+    assert len(items) == n_items and {int(text) for _, text in items} == members
+    for href, text in items:  # and each item's page leads back to the story
+        assert href == f"/tracker/items/{text}"
+        back = links(html_of(base, href), "story_id")
+        assert back == [(f"/tracker/story_timeline?story_id={story_id}", str(story_id))]
+    titles = links(timeline, "title")  # headlines open the articles themselves
+    urls = {row[0] for row in con.execute("SELECT url FROM items WHERE story_id = ?", (story_id,))}
+    assert {html.unescape(href) for href, _ in titles} == urls
+
+    tagged = html_of(base, f"/tracker/tagged_items?rule_id={TOPIC}")
+    item_links = links(tagged, "item_id")
+    assert item_links and all(href == f"/tracker/items/{text}" for href, text in item_links)
+    assert links(tagged, "story_id")
+
+
+def test_cells_read_short(served: tuple[str, Path]) -> None:
+    """Matched terms as one short line, stored times to the minute."""
+    base, _ = served
+    page = html_of(base, "/tracker/tagged_items?_size=max")
+    cells = re.findall(r'<span class="terms" title="[^"]*">([^<]*)</span>', page)
+    assert cells and all(text.count(",") < webcells.TERMS_SHOWN for text in cells)
+    assert not re.search(r"\.000000</", page)
+    assert re.search(r"<time datetime=\"[^\"]+\"[^>]*>\d{4}-\d\d-\d\d \d\d:\d\d</time>", page)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (.ci/run installs Debian's chromium)")
+def test_a_topic_is_chosen_from_a_list(served: tuple[str, Path], tmp_path: Path) -> None:
+    base, _ = served
+    browser = headless(tmp_path / "chromium")
+    url = f"{base}/tracker/outlets_covering_topic"
+    dom = subprocess.run([*browser, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
+    select = re.search(r'<select name="topic"[^>]*>(.*?)</select>', dom, re.S)
+    assert select, dom[:2000]
+    options = re.findall(r"<option[^>]*>([^<]*)</option>", select.group(1))
+    with urllib.request.urlopen(f"{base}/-/metadata.json", timeout=10) as response:
+        topics = json.loads(response.read())["plugins"]["newstracker"]["topics"]
+    assert options == topics and TOPIC in options
+    assert not re.search(r'<input[^>]*name="topic"', dom)  # no free-text field left
+
+
+def test_cells_escape_what_they_show() -> None:
+    hostile = '["<script>x</script>", "a\\"b"]'
+    cell = str(webcells.terms_cell(hostile))
+    assert "<script>" not in cell and "&lt;script&gt;" in cell
+    assert webcells.terms_cell("[1, 2]") is None and webcells.terms_cell("not json") is None
+    link = str(webcells.url_cell('https://example.com/a"><script>alert(1)</script>'))
+    assert "<script>" not in link
+    script = webcells.topics_script(["a</script><script>alert(1)//"])
+    assert "</script>" not in script

@@ -47,11 +47,11 @@ RECIPES: dict[str, dict[str, Any]] = {
         "description": (
             "Every article of one story, oldest first: when, which outlet, its role (new: started the "
             "story; update: another report of it; copy: a near-duplicate), headline and link. "
-            "Story ids are in the stories view."
+            "Every story id in the other pages links here."
         ),
         "sql": (
             "SELECT strftime('%Y-%m-%d %H:%M', i.story_at) AS time, coalesce(i.site_name, i.host) AS outlet,\n"
-            "       i.story_role AS role,\n"
+            "       i.story_role AS role, i.id AS item_id,\n"
             "       i.title, i.url,\n"
             "       (SELECT group_concat(m.rule_id, ', ') FROM matches m WHERE m.item_id = i.id) AS topics\n"
             "FROM items i WHERE i.story_id = :story_id ORDER BY i.story_at, i.id"
@@ -153,7 +153,7 @@ def metadata(db_name: str, topics: list[str] | None = None) -> dict[str, Any]:
     """Datasette's metadata; ``topics`` (the rule ids) are named where a query asks for one."""
     tables: dict[str, Any] = {name: dict(spec) for name, spec in _VIEWS.items()}
     tables.update({name: {"hidden": True} for name in _HIDDEN})
-    queries = {name: dict(spec) for name, spec in RECIPES.items()}
+    queries = {name: {**spec, "hide_sql": True} for name, spec in RECIPES.items()}
     if topics:
         for spec in queries.values():
             if ":topic" in spec["sql"]:
@@ -165,6 +165,7 @@ def metadata(db_name: str, topics: list[str] | None = None) -> dict[str, Any]:
             "below it: a story's timeline, new stories on a topic this week, the outlets covering a topic."
         ),
         "databases": {db_name: {"tables": tables, "queries": queries}},
+        "plugins": {"newstracker": {"topics": list(topics or [])}},
     }
 
 
@@ -181,7 +182,7 @@ def command(database_url: str, host: str, port: int, metadata_file: Path, topics
     return [
         sys.executable,
         "-m",
-        "datasette",
+        "tracker.analysis.webserve",
         "serve",
         str(db),
         "--metadata",
