@@ -13,6 +13,7 @@ import subprocess
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -202,3 +203,43 @@ def test_a_long_window_is_charted_per_week(demo: Path) -> None:
     assert year.returncode == 0 and "tagged items per week" in year.stdout
     month = tracker("report", "--out", "-", "--days", "30", cwd=demo)
     assert "tagged items per day" in month.stdout
+
+
+def test_the_report_reads_in_the_readers_time_zone_and_links_to_timelines(demo: Path) -> None:
+    web = "http://127.0.0.1:8001/tracker"
+    zone = "Asia/Tokyo"
+    report = tracker("report", "--out", "-", "--days", "365", "--timezone", zone, "--web-url", web, cwd=demo)
+    assert report.returncode == 0, report.stderr
+    html = report.stdout
+    assert f"times in {zone}" in html
+    con = sqlite3.connect(demo / "tracker.sqlite")
+    shown = re.findall(r'<td class="t">([^<]*)</td>\s*<td class="t">[^<]*</td>.*?story_id=(\d+)"', html, re.S)
+    assert shown
+    for first_seen, story_id in shown:
+        stored = con.execute("SELECT first_seen FROM stories WHERE story_id = ?", (int(story_id),)).fetchone()[0]
+        when = datetime.fromisoformat(stored).replace(tzinfo=UTC).astimezone(ZoneInfo(zone))
+        assert first_seen.startswith(when.strftime("%a %d %b")) and when.strftime("%H:%M JST") in first_seen
+    links = re.findall(r'class="timeline" href="([^"]+)"', html)
+    assert links and all(link.startswith(web + "/story_timeline?story_id=") for link in links)
+
+
+def test_a_day_is_the_readers_day(demo: Path) -> None:
+    """An item counts on the day it was published where the reader is: the chart's totals per
+    zone differ only in which day they fall on, never in how many there are."""
+    from tracker.analysis.htmlreport import topic_volume
+    from tracker.store.database import Store
+    from tracker.store.engine import make_engine
+
+    store = Store(make_engine(f"sqlite:///{demo / 'tracker.sqlite'}"))
+    since, until = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
+    utc, tokyo = topic_volume(store, since, until, "UTC"), topic_volume(store, since, until, "Asia/Tokyo")
+    con = sqlite3.connect(demo / "tracker.sqlite")
+    for topic, n in con.execute("SELECT rule_id, count(*) FROM matches GROUP BY rule_id"):
+        assert sum(utc[topic].values()) == sum(tokyo[topic].values()) == n
+    late = con.execute(
+        "SELECT m.rule_id, i.story_at FROM matches m JOIN items i ON i.id = m.item_id "
+        "WHERE time(i.story_at) >= '15:00:00' LIMIT 1"
+    ).fetchone()  # after 15:00 UTC is the next day in Tokyo
+    if late:
+        day = datetime.fromisoformat(late[1]).date()
+        assert tokyo[late[0]].get(day.fromordinal(day.toordinal() + 1).isoformat(), 0) >= 1

@@ -2,7 +2,8 @@
 chart (matplotlib, the ``report`` extra) and the top stories of each topic.
 
 The page needs nothing else: no scripts, no external files; every text from the store is
-escaped by Jinja2, and the chart is an SVG drawn from our own numbers.
+escaped by Jinja2, and the chart is an SVG drawn from our own numbers. Days and times are
+those of the reader's time zone (``tz``): an item belongs to the day it was published there.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 import io
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
 from tracker.core.errors import ConfigError
 from tracker.core.resources import install_hint
@@ -19,17 +21,31 @@ from tracker.store.database import Store
 from tracker.store.storydb import list_stories
 
 
-def topic_volume(store: Store, since: datetime) -> dict[str, dict[str, int]]:
-    """topic → day (YYYY-MM-DD) → tagged items, from the ``topic_daily`` view."""
+def topic_volume(store: Store, since: datetime, until: datetime, tz: str = "UTC") -> dict[str, dict[str, int]]:
+    """topic → day (YYYY-MM-DD in ``tz``) → tagged items published in [since, until]."""
+    from tracker.store.models import Item, RuleMatch
+
+    zone = ZoneInfo(tz)
+    at = func.coalesce(Item.story_at, Item.published_at, Item.fetched_at)
+    query = (
+        select(RuleMatch.rule_id, at)
+        .join(Item, Item.id == RuleMatch.item_id)
+        .where(at >= since.astimezone(UTC), at <= until.astimezone(UTC))
+    )
     out: dict[str, dict[str, int]] = {}
     with store.engine.connect() as conn:
-        rows = conn.execute(
-            text("SELECT topic, day, items FROM topic_daily WHERE day >= :day ORDER BY day"),
-            {"day": since.strftime("%Y-%m-%d")},
-        )
-        for topic, day, items in rows:
-            out.setdefault(topic, {})[day] = int(items)
+        for topic, when in conn.execute(query):
+            day = _aware(when).astimezone(zone).date().isoformat()
+            days = out.setdefault(topic, {})
+            days[day] = days.get(day, 0) + 1
     return out
+
+
+def _aware(when: Any) -> datetime:
+    if isinstance(when, str):  # a coalesce of stored times comes back as text on SQLite
+        when = datetime.fromisoformat(when)
+    assert isinstance(when, datetime)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def top_stories(store: Store, topic: str, since: datetime, n: int) -> list[dict[str, Any]]:
@@ -65,6 +81,9 @@ def chart_svg(volume: dict[str, dict[str, int]], first: datetime, last: datetime
     weekly = len(days) > WEEKLY_AFTER_DAYS  # one-day spikes over months read as noise: sum by week
     fig, ax = plt.subplots(figsize=(9, 3.6), dpi=100)
     try:
+        # Stacked bars: a day (or week) reads as one column whose height is all tagged items
+        # and whose colours are the topics; sparse days stay visible, none is drawn as a slope.
+        bottoms: dict[Any, int] = {}
         for topic in sorted(volume):
             counts = [volume[topic].get(d.isoformat(), 0) for d in days]
             if weekly:
@@ -75,7 +94,13 @@ def chart_svg(volume: dict[str, dict[str, int]], first: datetime, last: datetime
                 xs, ys = list(weeks), list(weeks.values())
             else:
                 xs, ys = days, counts
-            ax.plot(xs, ys, marker="o", markersize=3, linewidth=1.6, label=topic)
+            base = [bottoms.get(x, 0) for x in xs]
+            if weekly:  # a week's bar spans Monday to Saturday
+                ax.bar(xs, ys, bottom=base, width=6.0, align="edge", label=topic)
+            else:
+                ax.bar(xs, ys, bottom=base, width=0.8, align="center", label=topic)
+            for x, y in zip(xs, ys, strict=True):
+                bottoms[x] = bottoms.get(x, 0) + y
         ax.set_ylabel("tagged items per week" if weekly else "tagged items per day")
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 0.2 of an item
         locator = mdates.AutoDateLocator()  # type: ignore[no-untyped-call]
@@ -84,7 +109,7 @@ def chart_svg(volume: dict[str, dict[str, int]], first: datetime, last: datetime
         ax.grid(axis="y", alpha=0.3)
         ax.spines[["top", "right"]].set_visible(False)
         if volume:
-            ax.legend(fontsize=8, frameon=False, loc="upper left", ncols=2)
+            ax.legend(fontsize=8, frameon=False, loc="lower left", bbox_to_anchor=(0, 1.0), ncols=3)
         else:
             ax.text(0.5, 0.5, "no tagged items in this period", transform=ax.transAxes, ha="center")
         fig.tight_layout()
@@ -103,11 +128,15 @@ def newest_day(store: Store) -> datetime | None:
     return datetime.fromisoformat(str(day)).replace(tzinfo=UTC) if day else None
 
 
-def report_window(store: Store, now: datetime, days: int) -> tuple[datetime, datetime, str | None]:
-    """(first day, end, note): the ``days`` up to ``now``; when those hold no tagged item but
-    the store has older ones, the ``days`` up to the newest one instead, and a note saying so."""
+def report_window(store: Store, now: datetime, days: int, tz: str = "UTC") -> tuple[datetime, datetime, str | None]:
+    """(first day, end, note), in ``tz``: the ``days`` up to ``now``; when those hold no tagged
+    item but the store has older ones, the ``days`` up to the newest one instead, and a note
+    saying so."""
+    now = now.astimezone(ZoneInfo(tz))
     since = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
     newest = newest_day(store)
+    if newest is not None:
+        newest = newest.replace(tzinfo=ZoneInfo(tz))
     if newest is None or newest >= since:
         return since, now, None
     end = newest + timedelta(days=1) - timedelta(microseconds=1)
@@ -118,11 +147,29 @@ def report_window(store: Store, now: datetime, days: int) -> tuple[datetime, dat
     return (end - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0), end, note
 
 
-def build_report(store: Store, rule_titles: dict[str, str], now: datetime, *, days: int = 30, top: int = 10) -> str:
-    from tracker.digest.render import _env
+def _timeline_link(web_url: str | None) -> Any:
+    if not web_url or not web_url.startswith(("http://", "https://")):
+        return None
+    base = web_url.rstrip("/")
+    return lambda story_id: f"{base}/story_timeline?story_id={int(story_id)}"
 
-    since, now, note = report_window(store, now, days)
-    volume = topic_volume(store, since)
+
+def build_report(
+    store: Store,
+    rule_titles: dict[str, str],
+    now: datetime,
+    *,
+    days: int = 30,
+    top: int = 10,
+    tz: str = "UTC",
+    web_url: str | None = None,
+) -> str:
+    """The report's HTML. ``web_url``: where `tracker web` serves this store (its database
+    page, e.g. ``http://127.0.0.1:8001/tracker``); each story then links to its timeline there."""
+    from tracker.digest.render import _env, local
+
+    since, now, note = report_window(store, now, days, tz)
+    volume = topic_volume(store, since, now, tz)
     topics = sorted(set(rule_titles) | set(volume))
     sections = [
         {
@@ -141,7 +188,11 @@ def build_report(store: Store, rule_titles: dict[str, str], now: datetime, *, da
             since=since,
             days=days,
             note=note,
+            tz=tz,
+            local=lambda dt: local(dt, tz, now),
+            timeline=_timeline_link(web_url),
             chart=chart_svg(volume, since, now),
+            per="week" if (now.date() - since.date()).days + 1 > WEEKLY_AFTER_DAYS else "day",
             sections=sections,
         )
     )

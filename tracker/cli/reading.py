@@ -73,17 +73,39 @@ def _serve(args: list[str]) -> int:
 )
 @click.option("--days", default=30, show_default=True, help="The period: this many days up to today (UTC).")
 @click.option("--top", default=10, show_default=True, help="Stories listed per topic.")
+@click.option(
+    "--timezone",
+    "tz",
+    metavar="ZONE",
+    help="IANA time zone of the days and times shown (default: the first digest's, else UTC).",
+)
+@click.option(
+    "--web-url",
+    metavar="URL",
+    help="Where `tracker web` serves this store (e.g. http://127.0.0.1:8001/tracker): stories link to their timeline.",
+)
 @pass_ctx
 @handle_errors
-def report(ctx: Context, out: Path, days: int, top: int) -> None:
+def report(ctx: Context, out: Path, days: int, top: int, tz: str | None, web_url: str | None) -> None:
     """A self-contained HTML report: topic volume per day (an inline SVG chart, the report
     extra) and the most widely reported stories of each topic."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     from tracker.analysis.htmlreport import build_report
     from tracker.service.app import load_matcher
     from tracker.store.database import utcnow
 
+    zone = tz or next((d.timezone for d in ctx.config.digests), "UTC")
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        fail(f"--timezone: unknown IANA time zone {zone!r} (e.g. Europe/Berlin, America/New_York)", 2)
+    if web_url is not None and not web_url.startswith(("http://", "https://")):
+        fail(f"--web-url: {web_url!r} is not an http(s) address", 2)
     titles = {r.id: r.title for r in load_matcher(ctx.config).ruleset.rules}
-    html = build_report(ctx.read_store(), titles, utcnow(), days=max(1, days), top=max(1, top))
+    html = build_report(
+        ctx.read_store(), titles, utcnow(), days=max(1, days), top=max(1, top), tz=zone, web_url=web_url
+    )
     if str(out) == "-":
         click.echo(html, nl=False)
         return
