@@ -190,6 +190,8 @@ def test_one_set_of_counts(demo: Path) -> None:
     distinct stories and distinct articles waiting."""
     html = (demo / "out" / "autos-desk.html").read_text(encoding="utf-8")
     stories, articles = map(int, re.search(r"(\d+) stor(?:y|ies), (\d+) articles? new since", html).groups())
+    headline = re.search(r"<h1[^>]*>(\d+) new stor(?:y|ies) in \d+ topics?</h1>", html)
+    assert headline and int(headline.group(1)) == stories  # a first digest: every story is new, counted once
     status = tracker("status", cwd=demo).stdout
     waiting = int(re.search(r"autos desk: (\d+) articles waiting", status).group(1))
     assert articles == waiting

@@ -170,7 +170,7 @@ def test_digest_is_delivered_once_with_both_parts_and_escaped_markup(
     msg = inbox.messages[0]
     assert inbox.envelopes[0] == ("tracker@harlan.example", ["desk@harlan.example", "editor@harlan.example"])
     assert msg.get_content_type() == "multipart/alternative"
-    assert "2 new developments in 1 topic" in msg["Subject"]
+    assert "2 new stories in 1 topic" in msg["Subject"]
     assert datetime.now(UTC).strftime("%Y-%m-") in msg["Subject"]
     for header in ("From", "To", "Date", "Message-ID", "List-Id"):
         assert msg[header], header
@@ -232,7 +232,7 @@ def test_smtp_down_fails_cleanly_and_the_next_run_delivers(
     finally:
         restarted.stop()
     assert len(inbox.messages) == 1
-    assert "2 new developments" in inbox.messages[0]["Subject"]
+    assert "2 new stories" in inbox.messages[0]["Subject"]
 
 
 @pytest.mark.parametrize(
@@ -424,7 +424,7 @@ def test_the_service_sends_a_digest_that_fell_due_while_it_was_down(
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err
-    assert len(inbox.messages) == 1 and "2 new developments" in inbox.messages[0]["Subject"]
+    assert len(inbox.messages) == 1 and "2 new stories" in inbox.messages[0]["Subject"]
     assert "catching up" in err
 
 
@@ -527,7 +527,7 @@ def test_a_later_report_of_a_delivered_story_is_an_update(
     assert tracker("--config", str(cfg), "digest", "send", "--now").returncode == 0
     assert len(inbox.messages) == 2
     second = inbox.messages[1]
-    assert "0 new developments in 1 topic, and 1 update" in second["Subject"]
+    assert "0 new stories in 1 topic, and 1 update" in second["Subject"]
     text = parts(second)["text/plain"]
     assert "[UPDATE]" in text and "[NEW]" not in text
 

@@ -81,11 +81,14 @@ class Digest:
 
     @property
     def new_developments(self) -> int:
-        return sum(t.new for t in self.topics)
+        """Distinct stories new to a topic of the digest (a story under two topics counts once)."""
+        return len({e.story_id for t in self.topics for e in t.entries if e.marker == "new"})
 
     @property
     def updates(self) -> int:
-        return sum(len(t.entries) - t.new for t in self.topics)
+        """Distinct stories that are only updates (more on stories already sent)."""
+        new = {e.story_id for t in self.topics for e in t.entries if e.marker == "new"}
+        return len({e.story_id for t in self.topics for e in t.entries if e.story_id not in new})
 
     @property
     def empty(self) -> bool:
@@ -96,13 +99,13 @@ class Digest:
         topics = sum(1 for t in self.topics if t.entries)
         if not topics:
             return "No new developments"
-        new = _plural(self.new_developments, "new development")
+        new = _plural(self.new_developments, "new story", "new stories")
         text = f"{new} in {_plural(topics, 'topic')}"
         return text + (f", and {_plural(self.updates, 'update')}" if self.updates else "")
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
+def _plural(n: int, word: str, words: str | None = None) -> str:
+    return f"{n} {word if n == 1 else (words or word + 's')}"
 
 
 def build_digest(
