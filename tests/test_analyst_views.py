@@ -245,3 +245,24 @@ def test_a_day_is_the_readers_day(demo: Path) -> None:
     if late:
         day = datetime.fromisoformat(late[1]).date()
         assert tokyo[late[0]].get(day.fromordinal(day.toordinal() + 1).isoformat(), 0) >= 1
+
+
+@pytest.mark.parametrize("days", [30, 365])
+def test_the_chart_axis_spans_the_window_of_the_data(demo: Path, days: int) -> None:
+    report = tracker("report", "--out", "-", "--days", str(days), cwd=demo)
+    assert report.returncode == 0, report.stderr
+    svg = re.search(r"<svg[^>]*>", report.stdout)
+    assert svg, "an inline chart"
+    axis = re.search(r'data-axis-from="([\d-]+)" data-axis-to="([\d-]+)"', svg.group(0))
+    assert axis
+    first, last = (datetime.fromisoformat(d).date() for d in axis.groups())
+    window = re.search(r"\((\d{4}-\d\d-\d\d) to (\d{4}-\d\d-\d\d)", report.stdout)
+    assert window
+    since, until = (datetime.fromisoformat(d).date() for d in window.groups())
+    slack = 7 if days > 62 else 1  # a weekly axis starts on the Monday of the first week
+    assert since.toordinal() - slack <= first.toordinal() <= last.toordinal() <= until.toordinal() + slack
+    con = sqlite3.connect(demo / "tracker.sqlite")
+    inside = con.execute("SELECT count(*) FROM topic_daily WHERE day BETWEEN ? AND ?", (str(since), str(until)))
+    assert inside.fetchone()[0] > 0  # the window holds data
+    labels = re.findall(r"<text[^>]*>([^<]*)</text>", report.stdout)
+    assert labels and not any("1970" in label for label in labels)
