@@ -114,7 +114,7 @@ def chart_svg(volume: dict[str, dict[str, int]], first: datetime, last: datetime
             ax.text(0.5, 0.5, "no tagged items in this period", transform=ax.transAxes, ha="center")
         fig.tight_layout()
         low, high = ax.get_xlim()
-        ticks = [mdates.num2date(t).date() for t in ax.get_xticks() if low <= t <= high]
+        ticks = [mdates.num2date(t).date() for t in ax.get_xticks() if low <= t <= high]  # type: ignore[no-untyped-call]
         buf = io.StringIO()
         with plt.rc_context({"svg.fonttype": "none"}):  # text stays text: selectable, searchable
             fig.savefig(buf, format="svg", metadata={"Date": None})
