@@ -734,3 +734,60 @@ def test_maintain_applies_retention_and_rotates_backups(tmp_path: Path, site: HT
     names = sorted(p.name for p in backups.glob("tracker-*.sqlite"))
     assert len(names) == 2 and first.name not in names
     assert not list(backups.glob("*.partial"))
+
+
+DREDGING = (
+    "Ferry operator Caldera Lines said on Tuesday it would pay $4.5 million toward dredging the approach channel."
+)
+OPERATOR = (
+    "Harlan Bay's harbour board approved the $86 million expansion of the Quayside ferry terminal on "
+    "Monday, adding two berths and a covered hall for island commuters.",
+    DREDGING,
+    "Board chair Odile Marchetti said the 1974 terminal carries three times the passengers it was built for.",
+)
+
+
+@pytest.mark.parametrize("only_new_facts", [False, True])
+def test_an_update_says_what_it_adds_and_a_restatement_can_be_left_out(
+    tmp_path: Path, site: HTTPServer, smtp: tuple[Controller, Inbox], only_new_facts: bool
+) -> None:
+    controller, inbox = smtp
+    extra = f"only_new_facts = {'true' if only_new_facts else 'false'}\n"
+    cfg = write_config(tmp_path, site, smtp_port(controller), extra)
+    assert tracker("--config", str(cfg), "poll", "--once").returncode == 0
+    assert tracker("--config", str(cfg), "digest", "send", "--now").returncode == 0
+    # Two updates of the terminal story: a rewrite that restates it, and one that adds the operator's offer.
+    publish(
+        site,
+        [
+            *FIRST_TWO,
+            ("rewrite", "Islanders to get larger Quayside terminal after board vote", REWRITE),
+        ],
+    )
+    assert tracker("--config", str(cfg), "poll", "--once").returncode == 0
+    con = sqlite3.connect(tmp_path / "tracker.sqlite")
+    assert con.execute("SELECT story_role, adds_new FROM items WHERE url LIKE '%rewrite%'").fetchone() == ("update", 0)
+    assert tracker("--config", str(cfg), "digest", "send", "--now").returncode == 0 or only_new_facts
+    publish(
+        site,
+        [
+            *FIRST_TWO,
+            ("rewrite", "Islanders to get larger Quayside terminal after board vote", REWRITE),
+            ("operator", "Quayside terminal expansion: ferry operator offers to share dredging bill", OPERATOR),
+        ],
+    )
+    assert tracker("--config", str(cfg), "poll", "--once").returncode == 0
+    assert con.execute("SELECT story_role, adds_new FROM items WHERE url LIKE '%operator%'").fetchone() == ("update", 1)
+    facts = con.execute("SELECT sentence, facts FROM story_developments").fetchall()
+    assert facts == [(DREDGING, '["$4.5 million", "Caldera Lines"]')]
+    assert tracker("--config", str(cfg), "digest", "send", "--now").returncode == 0
+    texts = [parts(m)["text/plain"] for m in inbox.messages]
+    last = texts[-1]
+    assert f"New: {DREDGING}" in last and "Quayside terminal expansion: ferry operator" in last
+    if only_new_facts:  # the restating update was never sent on its own
+        assert len(inbox.messages) == 2 and not any("Islanders to get larger" in t for t in texts)
+    else:
+        assert len(inbox.messages) == 3 and "Islanders to get larger" in texts[1] and "New:" not in texts[1]
+    terminal = con.execute("SELECT story_id FROM items WHERE url LIKE '%operator%'").fetchone()[0]
+    story = tracker("--config", str(cfg), "story", str(terminal))
+    assert f"New: {DREDGING}" in story.stdout and "nothing the story did not already report" in story.stdout

@@ -145,4 +145,16 @@ def render_story(story: dict[str, Any]) -> str:
     lines.append(table(("time", "outlet", "role", "topics", "title"), rows))
     lines.append("")
     lines.extend(f"  [{item['id']}] {item['url']}" for item in story["items"])
+    updates = [item for item in story["items"] if item["story_role"] == "update"]
+    if updates:
+        lines += ["", "What each update added:"]
+        for item in updates:
+            added = item.get("developments") or []
+            if not added:
+                lines.append(f"  [{item['id']}] {item['outlet']}: nothing the story did not already report")
+            for n, found in enumerate(added):
+                facts = f"  ({', '.join(found['facts'])})" if found["facts"] else ""
+                head = f"  [{item['id']}] {item['outlet']}: " if n == 0 else "      "
+                lines.append(f"{head}New: {_clip(found['sentence'], 220)}{facts}")
     return "\n".join(lines)
+

@@ -114,6 +114,8 @@ class DigestConfig:
     min_score: float = 0.0
     max_stories: int = 10
     send_empty: bool = False
+    #: leave out updates that report nothing the story had not reported (see ``items.adds_new``)
+    only_new_facts: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -447,6 +449,7 @@ def _digests(data: Mapping[str, Any], where: str) -> tuple[DigestConfig, ...]:
                 min_score=float(_ranged(table, "min_score", (int, float), where, prefix, 0.0)),
                 max_stories=int(_ranged(table, "max_stories", int, where, prefix, 10)),
                 send_empty=bool(_typed(table, "send_empty", bool, where, prefix, False)),
+                only_new_facts=bool(_typed(table, "only_new_facts", bool, where, prefix, False)),
             )
         )
     return tuple(out)

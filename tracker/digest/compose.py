@@ -10,13 +10,13 @@ from __future__ import annotations
 import statistics
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from itertools import pairwise
 
 from tracker.core.config import DigestConfig
 from tracker.core.urls import redact, redact_text
-from tracker.digest.queries import PendingMatch, feed_activity, pending_matches, story_facts
+from tracker.digest.queries import PendingMatch, feed_activity, item_news, pending_matches, story_facts
 from tracker.store.database import Store
 
 #: a feed is "silent" when its last new item is this many typical gaps old (and over a day)
@@ -39,6 +39,10 @@ class Entry:
     score: float
     items: int  #: new items of this story in this digest
     marks: tuple[str, ...] = ()  #: what identifies the match: highlighted, and the plain "why"
+    #: an update: what its new items report that the story had not ("New: …" lines)
+    news: tuple[str, ...] = ()
+    #: an update whose new items all report nothing new (a subscription may leave it out)
+    unchanged: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +51,7 @@ class Topic:
     title: str
     entries: tuple[Entry, ...]
     left_out: int  #: stories not shown (over max_stories)
+    unchanged: int = 0  #: updates left out as reporting nothing new (``only_new_facts``)
 
     @property
     def new(self) -> int:
@@ -92,7 +97,9 @@ class Digest:
 
     @property
     def empty(self) -> bool:
-        return not self.deliveries
+        """Nothing to show: no matches, or only updates left out as reporting nothing new
+        (those stay pending, and go with the story's next update that does)."""
+        return not self.deliveries or not any(t.entries or t.left_out for t in self.topics)
 
     @property
     def summary(self) -> str:
@@ -128,15 +135,22 @@ def build_digest(
     by_topic: dict[str, dict[int, list[PendingMatch]]] = defaultdict(lambda: defaultdict(list))
     for p in pending:
         by_topic[p.rule_id][p.story_id if p.story_id is not None else -p.item_id].append(p)
+    news = item_news(store.engine, (p.item_id for p in pending))
+    adding = {item for item, (adds, _) in news.items() if adds}
     topics = []
     for rule_id in subscribed:
         stories = by_topic.get(rule_id, {})
         entries = sorted(
-            (_entry(story_id, matches, facts.get(story_id)) for story_id, matches in stories.items()),
+            (
+                _with_news(_entry(story_id, matches, facts.get(story_id), adding), matches, news)
+                for story_id, matches in stories.items()
+            ),
             key=lambda e: (e.marker != "new", -e.score, e.headline),
         )
-        shown = entries[: sub.max_stories]
-        topics.append(Topic(rule_id, rule_titles.get(rule_id, rule_id), tuple(shown), len(entries) - len(shown)))
+        kept = [e for e in entries if not (sub.only_new_facts and e.unchanged)]
+        shown = kept[: sub.max_stories]
+        title = rule_titles.get(rule_id, rule_id)
+        topics.append(Topic(rule_id, title, tuple(shown), len(kept) - len(shown), len(entries) - len(kept)))
     return Digest(
         name=sub.name,
         generated_at=now,
@@ -151,20 +165,40 @@ def build_digest(
     )
 
 
-def _entry(story_id: int, matches: Sequence[PendingMatch], facts: Mapping[str, object] | None) -> Entry:
-    best = max(matches, key=lambda m: (m.score, -m.item_id))
-    rule = best.rule_id
+def _with_news(
+    entry: Entry, matches: Sequence[PendingMatch], news: Mapping[int, tuple[bool | None, list[str]]]
+) -> Entry:
+    """An update with what its new items add: their new sentences, or that they add nothing."""
+    if entry.marker != "update":
+        return entry
+    found = [news.get(m.item_id, (None, [])) for m in {m.item_id: m for m in matches}.values()]
+    sentences = tuple(dict.fromkeys(s for _, said in found for s in said))[:MAX_NEWS]
+    unchanged = bool(found) and all(adds is False for adds, _ in found)
+    return replace(entry, news=sentences, unchanged=unchanged)
+
+
+#: "New: …" sentences shown for an update
+MAX_NEWS = 2
+
+
+def _entry(
+    story_id: int, matches: Sequence[PendingMatch], facts: Mapping[str, object] | None, adding: set[int] | None = None
+) -> Entry:
+    """One story under one topic (``matches``: its new items' matches of that topic). Its
+    headline, link, outlet, time and snippet come from one item: the best match, and for an
+    update the best of those that report something new (``adding``), when any does."""
+    rule = matches[0].rule_id
+    # New to this topic when the subscriber has had none of the story's items under it.
+    new = facts is None or not facts["earlier"].get(rule, 0)  # type: ignore[attr-defined]
+    pool = matches if new else ([m for m in matches if m.item_id in (adding or ())] or matches)
+    best = max(pool, key=lambda m: (m.score, -m.item_id))
     if facts is None:  # an item not yet grouped: a story of its own
         outlets = [best.outlet] if best.outlet else []
-        headline, new = best.title, True
+        headline = best.title
     else:
-        # Headline, link, outlet, time and snippet all come from the best item; the story's
-        # other outlets follow its own.
+        # The story's other outlets follow the best item's own.
         outlets = list(dict.fromkeys([*([best.outlet] if best.outlet else []), *facts["outlets"]]))  # type: ignore[misc]
         headline = best.title or str(facts["headline"])
-        earlier: Mapping[str, int] = facts["earlier"]  # type: ignore[assignment]
-        # New to this topic when the subscriber has had none of the story's items under it.
-        new = not earlier.get(rule, 0)
     shown = outlets[:3]
     terms = tuple(dict.fromkeys(t for m in matches for t in m.terms))
     marks = tuple(dict.fromkeys([*best.marks, *(t for m in matches for t in m.marks)]))

@@ -19,7 +19,17 @@ from typing import Any
 from sqlalchemy import Engine, delete, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from tracker.store.models import DigestDelivery, DigestLock, DigestRun, Feed, FetchLog, Item, ItemSource, RuleMatch
+from tracker.store.models import (
+    DigestDelivery,
+    DigestLock,
+    DigestRun,
+    Feed,
+    FetchLog,
+    Item,
+    ItemDevelopment,
+    ItemSource,
+    RuleMatch,
+)
 from tracker.store.storydb import STORIES
 
 
@@ -370,3 +380,23 @@ def unlock_digest(engine: Engine, name: str, owner: str) -> None:
         conn.execute(
             update(DigestLock).where(DigestLock.name == name, DigestLock.owner == owner).values(owner=None, until=None)
         )
+
+
+def item_news(engine: Engine, item_ids: Iterable[int]) -> dict[int, tuple[bool | None, list[str]]]:
+    """Item id → (whether it adds to its story, the sentences that do): for updates, what
+    they report that their story had not (``items.adds_new``, ``item_developments``)."""
+    ids = sorted(set(item_ids))
+    out: dict[int, tuple[bool | None, list[str]]] = {}
+    with engine.connect() as conn:
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            for item_id, adds in conn.execute(select(Item.id, Item.adds_new).where(Item.id.in_(chunk))):
+                out[item_id] = (adds, [])
+            rows = conn.execute(
+                select(ItemDevelopment.item_id, ItemDevelopment.sentence)
+                .where(ItemDevelopment.item_id.in_(chunk))
+                .order_by(ItemDevelopment.item_id, ItemDevelopment.position)
+            )
+            for item_id, sentence in rows:
+                out[item_id][1].append(sentence)
+    return out

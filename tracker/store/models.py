@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -120,6 +121,39 @@ class Item(Base):
     fetched_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     #: the catalogue entities its matches found, as "id: name as written; ..." (searchable)
     entities: Mapped[str | None] = mapped_column(Text)
+    #: an update: whether it reports something no earlier item of its story carried (else null)
+    adds_new: Mapped[bool | None] = mapped_column(Boolean(create_constraint=False))
+
+
+class ItemDevelopment(Base):
+    """What an update adds to its story: one sentence of it each (``story_developments``)."""
+
+    __tablename__ = "item_developments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)  #: 0 for the most telling
+    sentence: Mapped[str] = mapped_column(Text)
+    facts: Mapped[str] = mapped_column(Text)  #: JSON list: the new figures, names and quote in it
+    score: Mapped[float] = mapped_column(Float)
+
+
+class Spike(Base):
+    """A topic's volume well above its own baseline in one bucket (``topic_spikes``)."""
+
+    __tablename__ = "spikes"
+    __table_args__ = (UniqueConstraint("topic", "measure", "bucket", "bucket_start"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    topic: Mapped[str] = mapped_column(String(128))
+    measure: Mapped[str] = mapped_column(String(16))  #: "items" or "stories" (new stories)
+    bucket: Mapped[str] = mapped_column(String(8))  #: "day" or "hour" (UTC)
+    bucket_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    observed: Mapped[int] = mapped_column(Integer)
+    expected: Mapped[float] = mapped_column(Float)
+    score: Mapped[float] = mapped_column(Float)  #: -log10 of the chance of so many under the baseline
+    reason: Mapped[str] = mapped_column(Text)
+    stories: Mapped[str] = mapped_column(Text)  #: JSON: the top stories behind it
+    terms: Mapped[str] = mapped_column(Text)  #: JSON: the terms that rose most
+    detected_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class ItemSignature(Base):

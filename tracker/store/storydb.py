@@ -16,6 +16,7 @@ from sqlalchemy import Engine, Integer, Text, bindparam, column, func, insert, s
 from sqlalchemy.engine import Connection
 
 from tracker.store.models import Feed, Item, ItemSignature, ItemSource, RuleMatch, UTCDateTime
+from tracker.store.newfacts import record_developments, story_developments
 from tracker.stories.index import Assignment
 from tracker.stories.signature import Signature
 
@@ -64,6 +65,8 @@ def place_item(conn: Connection, item_id: int, placement: StoryPlacement) -> int
         conn.execute(update(Item).where(Item.story_id.in_(joined)).values(story_id=story))
     sig = placement.signature
     conn.execute(_SIGNATURE, {"item_id": item_id, "minhash": sig.minhash, "terms": json.dumps(sig.to_json())})
+    if found.role == "update":
+        record_developments(conn, item_id, story)
     return story
 
 
@@ -158,7 +161,17 @@ def story_detail(engine: Engine, story_id: int) -> dict[str, Any] | None:
             select(func.count(ItemSource.id)).where(ItemSource.item_id == Item.id).scalar_subquery().label("n_feeds")
         )
         rows = conn.execute(
-            select(Item.id, Item.story_at, Item.host, Item.site_name, Item.title, Item.url, Item.story_role, feeds)
+            select(
+                Item.id,
+                Item.story_at,
+                Item.host,
+                Item.site_name,
+                Item.title,
+                Item.url,
+                Item.story_role,
+                Item.adds_new,
+                feeds,
+            )
             .where(Item.story_id == story_id)
             .order_by(Item.story_at, Item.id)
         ).mappings()
@@ -171,9 +184,11 @@ def story_detail(engine: Engine, story_id: int) -> dict[str, Any] | None:
             .order_by(RuleMatch.rule_id)
         ):
             topics.setdefault(item_id, []).append(rule_id)
+        added = story_developments(conn, story_id)
         for item in items:
             item["topics"] = topics.get(item["id"], [])
             item["outlet"] = item["site_name"] or item["host"]
+            item["developments"] = added.get(item["id"], [])
         feeds_by_name = conn.execute(
             select(Feed.name)
             .join(ItemSource, ItemSource.feed_id == Feed.id)
