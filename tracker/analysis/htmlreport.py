@@ -9,7 +9,8 @@ those of the reader's time zone (``tz``): an item belongs to the day it was publ
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -65,9 +66,10 @@ def top_stories(store: Store, topic: str, since: datetime, n: int) -> list[dict[
 WEEKLY_AFTER_DAYS = 62
 
 
-def chart_svg(volume: dict[str, dict[str, int]], first: datetime, last: datetime) -> str:
+def chart_svg(volume: dict[str, dict[str, int]], first: datetime, last: datetime, surges: Iterable[str] = ()) -> str:
     """Items per day (per week, over a long window) for each topic, as an SVG document
-    (days without items count 0)."""
+    (days without items count 0); ``surges``: days (YYYY-MM-DD) with a spike, marked above
+    their bar."""
     try:
         import matplotlib
 
@@ -101,6 +103,18 @@ def chart_svg(volume: dict[str, dict[str, int]], first: datetime, last: datetime
                 ax.bar(xs, ys, bottom=base, width=0.8, align="center", label=topic)
             for x, y in zip(xs, ys, strict=True):
                 bottoms[x] = bottoms.get(x, 0) + y
+        marked = sorted({_bucket_of(date.fromisoformat(d), weekly) for d in surges} & set(bottoms))
+        if marked:
+            offset = 3.0 if weekly else 0.0  # over the middle of a week's bar
+            ax.scatter(
+                [m + timedelta(days=offset) for m in marked],  # type: ignore[arg-type]
+                [bottoms[m] + max(bottoms.values()) * 0.06 + 0.1 for m in marked],
+                marker="v",
+                color="#bf3989",
+                s=36,
+                zorder=3,
+                label="surge (topic_spikes)",
+            )
         ax.set_ylabel("tagged items per week" if weekly else "tagged items per day")
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 0.2 of an item
         locator = mdates.AutoDateLocator()  # type: ignore[no-untyped-call]
@@ -125,6 +139,22 @@ def chart_svg(volume: dict[str, dict[str, int]], first: datetime, last: datetime
     # The dates of the first and last labelled tick, for a reader's tools (and the tests).
     axis = f' data-axis-from="{min(ticks).isoformat()}" data-axis-to="{max(ticks).isoformat()}"' if ticks else ""
     return "<svg" + axis + svg[len("<svg") :]
+
+
+def _bucket_of(day: date, weekly: bool) -> date:
+    return day - timedelta(days=day.weekday()) if weekly else day
+
+
+def surge_days(store: Store, since: datetime, until: datetime, tz: str = "UTC") -> list[str]:
+    """The days (in ``tz``) on which a topic's coverage surged (``topic_spikes``)."""
+    from tracker.store.models import Spike
+
+    zone = ZoneInfo(tz)
+    query = select(Spike.bucket_start).where(
+        Spike.bucket_start >= since.astimezone(UTC), Spike.bucket_start <= until.astimezone(UTC)
+    )
+    with store.engine.connect() as conn:
+        return sorted({_aware(at).astimezone(zone).date().isoformat() for (at,) in conn.execute(query)})
 
 
 def newest_day(store: Store) -> datetime | None:
@@ -197,7 +227,7 @@ def build_report(
             tz=tz,
             local=lambda dt: local(dt, tz, now),
             timeline=_timeline_link(web_url),
-            chart=chart_svg(volume, since, now),
+            chart=chart_svg(volume, since, now, surge_days(store, since, now, tz)),
             per="week" if (now.date() - since.date()).days + 1 > WEEKLY_AFTER_DAYS else "day",
             sections=sections,
         )

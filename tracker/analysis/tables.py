@@ -157,4 +157,3 @@ def render_story(story: dict[str, Any]) -> str:
                 head = f"  [{item['id']}] {item['outlet']}: " if n == 0 else "      "
                 lines.append(f"{head}New: {_clip(found['sentence'], 220)}{facts}")
     return "\n".join(lines)
-

@@ -89,6 +89,18 @@ class MaintenanceConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SpikeConfig:
+    """Volume spikes per topic, looked for after every poll cycle (``topic_spikes``)."""
+
+    enabled: bool = True
+    #: 0–10: a count is a spike when its chance under the topic's baseline is at most
+    #: 10 ** (sensitivity − 10) a day (an hour: a 24th of that); each step up: ten times the alarms
+    sensitivity: float = 8.0
+    min_count: int = 5  #: fewer stories (or items) than this in a bucket are never a spike
+    hourly: bool = True  #: look at hours as well as days
+
+
+@dataclass(frozen=True, slots=True)
 class SmtpConfig:
     host: str = "localhost"
     port: int = 25
@@ -126,6 +138,7 @@ class Config:
     fetch: FetchConfig = FetchConfig()
     poll: PollConfig = PollConfig()
     smtp: SmtpConfig = SmtpConfig()
+    spikes: SpikeConfig = SpikeConfig()
     digests: tuple[DigestConfig, ...] = ()
     maintenance: MaintenanceConfig = MaintenanceConfig()
     service: ServiceConfig = ServiceConfig()
@@ -193,7 +206,19 @@ def _defaults(env: Mapping[str, str]) -> Config:
     )
 
 
-_TOP_KEYS = {"database", "feeds", "rules", "fetch", "poll", "smtp", "digests", "maintenance", "service", "logging"}
+_TOP_KEYS = {
+    "database",
+    "feeds",
+    "rules",
+    "fetch",
+    "poll",
+    "smtp",
+    "digests",
+    "maintenance",
+    "service",
+    "logging",
+    "spikes",
+}
 
 
 def parse_config(data: Mapping[str, Any], file: Path, env: Mapping[str, str]) -> Config:
@@ -230,6 +255,7 @@ def parse_config(data: Mapping[str, Any], file: Path, env: Mapping[str, str]) ->
         maintenance = replace(maintenance, backup_dir=str(_resolve(maintenance.backup_dir, base)))
     cfg = replace(cfg, maintenance=maintenance)
     cfg = replace(cfg, service=_section(data, "service", ServiceConfig, where))
+    cfg = replace(cfg, spikes=_section(data, "spikes", SpikeConfig, where))
     logging_ = _table(data, "logging", where)
     _no_unknown(logging_, {"level", "format"}, where, "logging.")
     level = str(_typed(logging_, "level", str, where, "logging.", "INFO")).upper()
@@ -367,6 +393,8 @@ _RANGES: dict[str, tuple[float, float, bool]] = {
     "smtp.backoff": (0, 3600, True),
     "digests.min_score": (0, 1_000_000, True),
     "digests.max_stories": (1, 10_000, True),
+    "spikes.sensitivity": (0, 10, True),
+    "spikes.min_count": (1, 1_000_000, True),
 }
 
 

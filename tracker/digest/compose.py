@@ -16,7 +16,14 @@ from itertools import pairwise
 
 from tracker.core.config import DigestConfig
 from tracker.core.urls import redact, redact_text
-from tracker.digest.queries import PendingMatch, feed_activity, item_news, pending_matches, story_facts
+from tracker.digest.queries import (
+    PendingMatch,
+    feed_activity,
+    item_news,
+    pending_matches,
+    spikes_since,
+    story_facts,
+)
 from tracker.store.database import Store
 
 #: a feed is "silent" when its last new item is this many typical gaps old (and over a day)
@@ -78,6 +85,8 @@ class Digest:
     deliveries: tuple[tuple[int, str], ...]  #: the (item, rule) pairs it carries, shown or left out
     config_path: str | None = None
     stories: int = 0  #: distinct stories it carries (a story under two topics counts once)
+    #: surges of coverage of its topics since the last digest (``topic_spikes`` rows), one per topic
+    spikes: tuple[dict[str, object], ...] = ()
 
     @property
     def articles(self) -> int:
@@ -162,7 +171,21 @@ def build_digest(
         deliveries=tuple(sorted((p.item_id, p.rule_id) for p in pending)),
         config_path=config_path,
         stories=len({p.story_id if p.story_id is not None else -p.item_id for p in pending}),
+        spikes=tuple(
+            _one_per_topic(spikes_since(store.engine, subscribed, max(since, last_sent) if last_sent else since))
+        ),
     )
+
+
+def _one_per_topic(spikes: Sequence[dict[str, object]]) -> list[dict[str, object]]:
+    """The strongest spike of each topic (a surge is often seen per hour and per day, in
+    items and in stories), topics in the order of their strongest."""
+    best: dict[object, dict[str, object]] = {}
+    for spike in spikes:
+        held = best.get(spike["topic"])
+        if held is None or float(spike["score"]) > float(held["score"]):  # type: ignore[arg-type]
+            best[spike["topic"]] = spike
+    return sorted(best.values(), key=lambda s: -float(s["score"]))  # type: ignore[arg-type]
 
 
 def _with_news(

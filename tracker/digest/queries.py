@@ -29,6 +29,7 @@ from tracker.store.models import (
     ItemDevelopment,
     ItemSource,
     RuleMatch,
+    Spike,
 )
 from tracker.store.storydb import STORIES
 
@@ -399,4 +400,23 @@ def item_news(engine: Engine, item_ids: Iterable[int]) -> dict[int, tuple[bool |
             )
             for item_id, sentence in rows:
                 out[item_id][1].append(sentence)
+    return out
+
+
+def spikes_since(engine: Engine, topics: Sequence[str], since: datetime) -> list[dict[str, Any]]:
+    """The spikes of ``topics`` recorded since ``since`` (``topic_spikes``), newest first; a
+    topic's daily and hourly spikes of one surge are all listed (the digest shows each once
+    per topic and measure)."""
+    query = (
+        select(Spike)
+        .where(Spike.topic.in_(list(topics)), Spike.detected_at >= since)
+        .order_by(Spike.detected_at.desc(), Spike.id.desc())
+    )
+    out = []
+    with engine.connect() as conn:
+        for row in conn.execute(query).mappings():
+            spike = dict(row)
+            spike["stories"] = json.loads(spike["stories"])
+            spike["terms"] = json.loads(spike["terms"])
+            out.append(spike)
     return out

@@ -77,6 +77,7 @@ def render(digest: Digest) -> tuple[str, str]:
         "max_terms": MAX_TERMS,
         "generated": local(digest.generated_at, digest.timezone),
         "since": local(digest.since, digest.timezone, digest.generated_at),
+        "titles": dict(digest.subscribed),
     }
     env = _env()
     html = env.get_template("digest.html.j2").render(**context)

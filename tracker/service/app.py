@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
@@ -12,6 +13,8 @@ from tracker.core.config import Config, FetchConfig
 from tracker.core.errors import ConfigError, FetchError
 from tracker.core.types import Article, CycleReport
 from tracker.store.database import FeedState, Store, make_engine, utcnow
+
+logger = logging.getLogger(__name__)
 
 # The stages are imported where they are used: a read command that only opens the store
 # (``tracker status``) does not pay for fetching, extraction, matching and grouping.
@@ -154,7 +157,7 @@ def poll_once(
     # The extraction workers start with the first new article (``Cycle``): a cycle in which
     # every feed is unchanged never spends seconds starting them.
     with Fetcher(config.fetch) as fetcher, closing(make_extractor(config, ready.matcher)) as extractor:
-        return run_cycle(
+        report = run_cycle(
             ready.store,
             fetcher,
             ready.matcher,
@@ -164,6 +167,21 @@ def poll_once(
             grouper=ready.grouper,
             progress=progress,
         )
+    after_cycle(config, ready.store, ready.matcher, report)
+    return report
+
+
+def after_cycle(config: Config, store: Store, matcher: Matcher, report: CycleReport) -> None:
+    """What follows a cycle that stored something: spikes looked for (and recorded). A
+    failure here is logged and never stops polling: the items are stored already."""
+    if not report.new_items:
+        return
+    try:
+        from tracker.analysis.spikewatch import watch
+
+        watch(store.engine, (r.id for r in matcher.ruleset.rules), utcnow(), config.spikes)
+    except Exception:
+        logger.exception("looking for spikes failed; polling goes on")
 
 
 def extract_sources(sources: Sequence[str], fetch: FetchConfig) -> Iterator[dict[str, Any]]:

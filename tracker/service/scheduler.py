@@ -31,7 +31,7 @@ from tracker.core.types import CycleReport
 from tracker.core.urls import redact_text
 from tracker.digest.delivery import send_all
 from tracker.pipeline.cycle import poll_due
-from tracker.service.app import make_extractor, prepare, validate
+from tracker.service.app import after_cycle, make_extractor, prepare, validate
 from tracker.service.maintenance import MaintenanceReport, maintain
 from tracker.service.metrics import Metrics, serve
 from tracker.sources.fetching import Fetcher
@@ -111,6 +111,7 @@ def _serve(config: Config) -> None:
     logger.info("worker %s", owner)
 
     def cycle_done(report: CycleReport, claimed: int) -> None:
+        after_cycle(config, store, matcher, report)
         metrics.observe(report, claimed)
         logger.info(
             "cycle done feeds=%d new=%d failed=%d seconds=%.1f",
