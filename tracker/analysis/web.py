@@ -116,6 +116,17 @@ _VIEWS: dict[str, dict[str, Any]] = {
         "facets": ["subscription", "status"],
         "sort_desc": "created_at",
     },
+    "story_developments": {
+        "title": "What updates added",
+        "description": "One row per sentence of an update that reports what its story had not (stable view).",
+        "sort_desc": "at",
+    },
+    "topic_spikes": {
+        "title": "Coverage surges",
+        "description": "A topic's volume far above its own baseline, per day or hour, once each (stable view).",
+        "facets": ["topic", "measure", "bucket"],
+        "sort_desc": "detected_at",
+    },
     "items": {
         "title": "Items (table)",
         "description": "Stored articles with their full text. Full-text search covers title, text and entities.",
@@ -127,6 +138,8 @@ _VIEWS: dict[str, dict[str, Any]] = {
 }
 _HIDDEN = (
     "alembic_version",
+    "item_developments",
+    "spikes",
     "item_signatures",
     "digest_locks",
     "rule_state",
