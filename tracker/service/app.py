@@ -111,9 +111,13 @@ def prepare(config: Config, store: Store | None = None) -> Prepared:
 def validate(config: Config) -> Matcher:
     """Load the rules and check the subscriptions against them, touching nothing: commands
     that write call this first, so a mistake in a rule file or a [[digests]] table writes
-    nothing (and exits 2)."""
+    nothing (and exits 2). The [[alerts]] entries are checked too."""
     matcher = load_matcher(config)
     check_digest_rules(config, {r.id for r in matcher.ruleset.rules})
+    if config.alerts:
+        from tracker.alerts.delivery import check
+
+        check(config, {r.id for r in matcher.ruleset.rules})
     return matcher
 
 
@@ -144,8 +148,9 @@ def poll_once(
     all_feeds: bool = True,
     progress: Callable[[int, int, int], None] | None = None,
 ) -> CycleReport:
-    """One full cycle over the configured feeds (all of them, or only those due); ``progress``
-    is told (feeds done, feeds, articles stored) as it goes."""
+    """One full cycle over the configured feeds (all of them, or only those due), then the
+    alerts for what it stored; ``progress`` is told (feeds done, feeds, articles stored) as
+    it goes."""
     from tracker.pipeline.cycle import run_cycle
     from tracker.sources.fetching import Fetcher
 
@@ -154,7 +159,7 @@ def poll_once(
     # The extraction workers start with the first new article (``Cycle``): a cycle in which
     # every feed is unchanged never spends seconds starting them.
     with Fetcher(config.fetch) as fetcher, closing(make_extractor(config, ready.matcher)) as extractor:
-        return run_cycle(
+        report = run_cycle(
             ready.store,
             fetcher,
             ready.matcher,
@@ -164,6 +169,14 @@ def poll_once(
             grouper=ready.grouper,
             progress=progress,
         )
+    from tracker.service.alerting import after_cycle
+
+    after_cycle(config, ready.store, report.started_at, rule_titles(ready.matcher))
+    return report
+
+
+def rule_titles(matcher: Matcher) -> dict[str, str]:
+    return {r.id: r.title for r in matcher.ruleset.rules}
 
 
 def extract_sources(sources: Sequence[str], fetch: FetchConfig) -> Iterator[dict[str, Any]]:
