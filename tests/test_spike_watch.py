@@ -21,16 +21,81 @@ from .test_cli import tracker
 
 pytestmark = pytest.mark.slow
 
-WORDS = (
-    "dredging pontoon ferry berth crane quay tariff pilot tugboat cargo container warehouse "
-    "inspector contract lease channel beacon lighthouse ticket timetable commuter island "
-    "council budget audit tender engineer survey storm repair harbourmaster mooring marina "
-    "fishery permit customs levy freight schedule vessel captain crew dock gantry"
-).split()
+WORDS = tuple(
+    [
+        "dredging",
+        "pontoon",
+        "ferry",
+        "berth",
+        "crane",
+        "quay",
+        "tariff",
+        "pilot",
+        "tugboat",
+        "cargo",
+        "container",
+        "warehouse",
+        "inspector",
+        "contract",
+        "lease",
+        "channel",
+        "beacon",
+        "lighthouse",
+        "ticket",
+        "timetable",
+        "commuter",
+        "island",
+        "council",
+        "budget",
+        "audit",
+        "tender",
+        "engineer",
+        "survey",
+        "storm",
+        "repair",
+        "harbourmaster",
+        "mooring",
+        "marina",
+        "fishery",
+        "permit",
+        "customs",
+        "levy",
+        "freight",
+        "schedule",
+        "vessel",
+        "captain",
+        "crew",
+        "dock",
+        "gantry",
+    ]
+)
 RULE = 'id = "harbour"\ntitle = "Harbour news"\nquery = \'harbour\'\n'
 
 
-SYLLABLES = "ka lo ven tar mi sul dra pe quo ris bel nor tu gam zi hex vo lun cre dax".split()
+SYLLABLES = tuple(
+    [
+        "ka",
+        "lo",
+        "ven",
+        "tar",
+        "mi",
+        "sul",
+        "dra",
+        "pe",
+        "quo",
+        "ris",
+        "bel",
+        "nor",
+        "tu",
+        "gam",
+        "zi",
+        "hex",
+        "vo",
+        "lun",
+        "cre",
+        "dax",
+    ]
+)
 
 
 def _name(rng: random.Random) -> str:
@@ -75,7 +140,7 @@ def write_config(tmp_path: Path, server: HTTPServer, extra: str = "") -> Path:
     cfg.write_text(
         f'[database]\nurl = "sqlite:///{tmp_path}/tracker.sqlite"\n\n[rules]\npaths = ["{rules}"]\n\n'
         f'[[feeds]]\nname = "Harbour Wire"\nurl = "{server.url("/feed.xml")}"\n\n'
-        '[poll]\nmax_entries_per_feed = 500\n\n'
+        "[poll]\nmax_entries_per_feed = 500\n\n"
         '[[digests]]\nname = "desk"\nto = ["desk@example.org"]\nrules = ["harbour"]\n' + extra,
         encoding="utf-8",
     )

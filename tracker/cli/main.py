@@ -17,7 +17,7 @@ import sys
 import click
 
 from tracker import __version__
-from tracker.cli import feeds, operations, polling, reading, tagging
+from tracker.cli import alerts, feeds, operations, polling, reading, tagging
 from tracker.cli.common import Context, fail
 from tracker.core.urls import redact_text
 
@@ -85,7 +85,7 @@ def cli(ctx: click.Context, config_path: str | None, db: str | None, verbose: in
     ctx.obj = Context(config_path, verbose, db)
 
 
-for _module in (polling, tagging, reading, feeds, operations):
+for _module in (polling, tagging, reading, feeds, operations, alerts):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

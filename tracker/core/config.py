@@ -21,6 +21,8 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tracker.core import resources
+from tracker.core.alertconfig import RANGES as _ALERT_RANGES
+from tracker.core.alertconfig import AlertConfig, parse_alerts
 from tracker.core.errors import ConfigError
 from tracker.core.locations import default_database, default_rules, find_config_file
 from tracker.core.schedule import Cadence
@@ -57,6 +59,7 @@ class PollConfig:
     parked_interval_hours: float = 24.0  #: how often a parked feed is retried
     max_entries_per_feed: int = 1000  #: newest first; a bound for feeds with thousands of entries
     min_text_chars: int = 300  #: extracted text shorter than this falls back to the feed text
+    alert_budget: float = 30.0  #: seconds the alerts sent at the end of a cycle may take, all URLs together
 
     def cadence(self) -> Cadence:
         return Cadence(
@@ -140,6 +143,7 @@ class Config:
     smtp: SmtpConfig = SmtpConfig()
     spikes: SpikeConfig = SpikeConfig()
     digests: tuple[DigestConfig, ...] = ()
+    alerts: tuple[AlertConfig, ...] = ()
     maintenance: MaintenanceConfig = MaintenanceConfig()
     service: ServiceConfig = ServiceConfig()
     log_level: str = "INFO"
@@ -160,6 +164,7 @@ class Config:
             "allow_private_addresses": self.fetch.allow_private_addresses,
             "smtp": smtp,
             "digests": [d.name for d in self.digests],
+            "alerts": {a.name: [u.partition("://")[0] for u in a.urls] for a in self.alerts},  # no tokens
         }
 
 
@@ -214,6 +219,7 @@ _TOP_KEYS = {
     "poll",
     "smtp",
     "digests",
+    "alerts",
     "maintenance",
     "service",
     "logging",
@@ -247,7 +253,7 @@ def parse_config(data: Mapping[str, Any], file: Path, env: Mapping[str, str]) ->
     cfg = replace(cfg, poll=_section(data, "poll", PollConfig, where))
     smtp = _section(data, "smtp", SmtpConfig, where)
     cfg = replace(cfg, smtp=_smtp_secret(smtp, env, where))
-    cfg = replace(cfg, digests=_digests(data, where))
+    cfg = replace(cfg, digests=_digests(data, where), alerts=parse_alerts(data, where, env))
     maintenance = _section(data, "maintenance", MaintenanceConfig, where)
     if not _valid_time(maintenance.at):
         raise ConfigError(f"expected HH:MM, got {maintenance.at!r}", path=where, key="maintenance.at")
@@ -395,6 +401,8 @@ _RANGES: dict[str, tuple[float, float, bool]] = {
     "digests.max_stories": (1, 10_000, True),
     "spikes.sensitivity": (0, 10, True),
     "spikes.min_count": (1, 1_000_000, True),
+    "poll.alert_budget": (0, 3600, False),
+    **_ALERT_RANGES,
 }
 
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from tracker.pipeline.grouping import StoryGrouper
     from tracker.pipeline.workers import Extractor
     from tracker.rules.matching import Matcher
+    from tracker.service.metrics import Metrics
 
 
 def open_store(config: Config, *, migrate: bool = True) -> Store:
@@ -114,9 +115,13 @@ def prepare(config: Config, store: Store | None = None) -> Prepared:
 def validate(config: Config) -> Matcher:
     """Load the rules and check the subscriptions against them, touching nothing: commands
     that write call this first, so a mistake in a rule file or a [[digests]] table writes
-    nothing (and exits 2)."""
+    nothing (and exits 2). The [[alerts]] entries are checked too."""
     matcher = load_matcher(config)
     check_digest_rules(config, {r.id for r in matcher.ruleset.rules})
+    if config.alerts:
+        from tracker.alerts.delivery import check
+
+        check(config, {r.id for r in matcher.ruleset.rules})
     return matcher
 
 
@@ -147,8 +152,9 @@ def poll_once(
     all_feeds: bool = True,
     progress: Callable[[int, int, int], None] | None = None,
 ) -> CycleReport:
-    """One full cycle over the configured feeds (all of them, or only those due); ``progress``
-    is told (feeds done, feeds, articles stored) as it goes."""
+    """One full cycle over the configured feeds (all of them, or only those due), then the
+    alerts for what it stored; ``progress`` is told (feeds done, feeds, articles stored) as
+    it goes."""
     from tracker.pipeline.cycle import run_cycle
     from tracker.sources.fetching import Fetcher
 
@@ -171,17 +177,28 @@ def poll_once(
     return report
 
 
-def after_cycle(config: Config, store: Store, matcher: Matcher, report: CycleReport) -> None:
-    """What follows a cycle that stored something: spikes looked for (and recorded). A
-    failure here is logged and never stops polling: the items are stored already."""
-    if not report.new_items:
-        return
-    try:
-        from tracker.analysis.spikewatch import watch
+def rule_titles(matcher: Matcher) -> dict[str, str]:
+    return {r.id: r.title for r in matcher.ruleset.rules}
 
-        watch(store.engine, (r.id for r in matcher.ruleset.rules), utcnow(), config.spikes)
-    except Exception:
-        logger.exception("looking for spikes failed; polling goes on")
+
+def after_cycle(
+    config: Config, store: Store, matcher: Matcher, report: CycleReport, metrics: Metrics | None = None
+) -> None:
+    """What follows a cycle: when it stored something, spikes are looked for (and recorded);
+    then the alerts go out, new spikes among them. A failure here is logged and never stops
+    polling: the items are stored already."""
+    found: list[Any] = []
+    if report.new_items:
+        try:
+            from tracker.analysis.spikewatch import watch
+
+            found = watch(store.engine, (r.id for r in matcher.ruleset.rules), utcnow(), config.spikes)
+        except Exception:
+            logger.exception("looking for spikes failed; polling goes on")
+    from tracker.service.alerting import after_cycle as send_alerts
+    from tracker.service.alerting import spike_events
+
+    send_alerts(config, store, report.started_at, rule_titles(matcher), metrics, spikes=spike_events(found))
 
 
 def extract_sources(sources: Sequence[str], fetch: FetchConfig) -> Iterator[dict[str, Any]]:

@@ -17,6 +17,12 @@ new backup failed the check; ``error``: anything else, such as a full disk), and
 ``tracker_maintenance_last_success_timestamp_seconds`` is when it last succeeded (0 until
 the first success since start). Alert on ``tracker_maintenance_failing == 1``, or on
 ``time() - tracker_maintenance_last_success_timestamp_seconds > 2 * 86400`` once it ran.
+
+Alerts the same way: ``"alerts": {"status": "ok" | "failing", "failing": [{"alert", "url",
+"error"}]}`` lists the alert URLs whose latest send failed (a failing one makes the status
+"degraded", still 200: polling goes on); ``tracker_alert_urls_failing`` counts them,
+``tracker_alert_send_failures_total{alert}`` counts failed tries and
+``tracker_alerts_sent_total`` the messages sent.
 """
 
 from __future__ import annotations
@@ -76,6 +82,21 @@ class Metrics:
             "When the last successful maintenance job (retention and a checked backup) finished.",
             registry=self.registry,
         )
+        self.alerts_sent = Counter(
+            "tracker_alerts_sent", "Alert messages sent (one per message and URL).", registry=self.registry
+        )
+        self.alert_failures = Counter(
+            "tracker_alert_send_failures",
+            "Alert sends that failed (each is tried again until given up).",
+            ["alert"],
+            registry=self.registry,
+        )
+        self.alerts_failing = Gauge(
+            "tracker_alert_urls_failing",
+            "Alert URLs whose latest send failed (1 or more: someone is not being told).",
+            registry=self.registry,
+        )
+        self._alerts: dict[str, Any] = {"status": "ok", "failing": []}
         self.started = datetime.now(UTC)
         self._last: CycleReport | None = None
         self._checked: datetime | None = None  #: the last poll tick, with or without a cycle
@@ -131,6 +152,18 @@ class Metrics:
             "backup": None,
         }
 
+    def alerts_done(self, report: Any, failing: list[dict[str, Any]]) -> None:
+        """A round of alerts finished (``tracker.alerts.delivery.AlertsReport``); ``failing``:
+        the URLs whose latest send failed, from the store."""
+        for alert, _url in report.failing:
+            self.alert_failures.labels(alert=alert).inc()
+        self.alerts_sent.inc(report.sent)
+        self.alerts_failing.set(len(failing))
+        self._alerts = {
+            "status": "failing" if failing else "ok",
+            "failing": [{"alert": c["alert"], "url": c["target"], "error": c["error"]} for c in failing],
+        }
+
     def health(self, now: datetime) -> tuple[bool, dict[str, Any]]:
         """(polling on time, the JSON body). A failed maintenance leaves the first True and
         makes the status "degraded" (see the module docstring)."""
@@ -138,7 +171,8 @@ class Metrics:
         finished = last.finished_at if last else None
         healthy = self._checked is not None and now - self._checked <= 3 * self.interval
         maintenance = dict(self._maintenance)
-        status = "stale" if not healthy else "degraded" if maintenance["status"] == "failed" else "ok"
+        degraded = maintenance["status"] == "failed" or self._alerts["status"] == "failing"
+        status = "stale" if not healthy else "degraded" if degraded else "ok"
         return healthy, {
             "status": status,
             "started_at": self.started.isoformat(),
@@ -146,6 +180,7 @@ class Metrics:
             "last_cycle_new_items": last.new_items if last else None,
             "last_cycle_failed_feeds": len(last.failed) if last else None,
             "maintenance": maintenance,
+            "alerts": dict(self._alerts),
         }
 
     def app(self) -> Callable[..., Iterable[bytes]]:

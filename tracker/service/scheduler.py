@@ -3,8 +3,10 @@
 One coarse poll job claims the feeds that are due (due-ness lives in the database, not
 in one job per feed); the first cycle starts at once. Each [[digests]] subscription is a
 cron job at its local time in its timezone; digests whose time passed while the service
-was down go out at start. A daily maintenance job (`tracker maintain`) applies retention and
-takes a checked backup; its outcome is reported in /healthz and the metrics (``maintenance_job``).
+was down go out at start. Alerts go out at the end of each cycle (and on a tick with nothing
+due, for retries and what quiet hours held; ``tracker.service.alerting``). A daily
+maintenance job (`tracker maintain`) applies retention and takes a checked backup; its
+outcome is reported in /healthz and the metrics (``maintenance_job``).
 
 Each cycle leases the due feeds to this worker (``Store.claim_due``), so several workers on
 one PostgreSQL database share the feeds without polling one twice; a dead worker's leases
@@ -31,7 +33,8 @@ from tracker.core.types import CycleReport
 from tracker.core.urls import redact_text
 from tracker.digest.delivery import send_all
 from tracker.pipeline.cycle import poll_due
-from tracker.service.app import after_cycle, make_extractor, prepare, validate
+from tracker.service.alerting import after_cycle as send_alerts
+from tracker.service.app import after_cycle, make_extractor, prepare, rule_titles, validate
 from tracker.service.maintenance import MaintenanceReport, maintain
 from tracker.service.metrics import Metrics, serve
 from tracker.sources.fetching import Fetcher
@@ -110,9 +113,11 @@ def _serve(config: Config) -> None:
     lease = timedelta(minutes=config.service.lease_minutes)
     logger.info("worker %s", owner)
 
+    titles = rule_titles(matcher)
+
     def cycle_done(report: CycleReport, claimed: int) -> None:
-        after_cycle(config, store, matcher, report)
         metrics.observe(report, claimed)
+        after_cycle(config, store, matcher, report, metrics)
         logger.info(
             "cycle done feeds=%d new=%d failed=%d seconds=%.1f",
             len(report.feeds),
@@ -139,6 +144,7 @@ def _serve(config: Config) -> None:
         if not reports and not stopping.is_set():
             metrics.idle(utcnow())
             logger.info("cycle skipped: no feed is due")
+            send_alerts(config, store, utcnow(), titles, metrics)  # retries, and what quiet hours held
 
     def digest_job(sub: DigestConfig) -> None:
         # Through the due check: on the night clocks go back, the trigger fires twice.

@@ -1,5 +1,5 @@
 """`tracker status`: is the service running, how did the last day of polling go, which
-feeds need attention, and what each digest subscription has waiting."""
+feeds need attention, what each digest subscription has waiting, and which alert URLs fail."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from tracker.core.config import Config
 from tracker.digest.compose import source_problems
 from tracker.digest.queries import fetch_stats, first_since, last_sent, pending_count, runs
+from tracker.service.alerting import alert_status, render_alerts
 from tracker.store.database import Store
 from tracker.store.lock import holder_of, lock_path
 
@@ -53,6 +54,7 @@ def status(config: Config, store: Store, rule_ids: list[str], now: datetime) -> 
         "paused": sum(1 for f in feeds if f["paused"]),
         "problems": source_problems(store, now),
         "digests": digests,
+        "alerts": alert_status(config, store, now),
     }
 
 
@@ -81,4 +83,5 @@ def render_status(s: dict[str, Any]) -> str:
             f"  {d['name']}: {d['pending_items']} articles waiting; last sent {sent}; "
             f"next {d['next']:%Y-%m-%d %H:%M %Z}{extra}"
         )
+    lines += render_alerts(s.get("alerts") or [])
     return "\n".join(lines)

@@ -265,3 +265,66 @@ class DigestDelivery(Base):
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
     rule_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("digest_runs.id", ondelete="CASCADE"), index=True)
+
+
+class AlertState(Base):
+    """One row per ``[[alerts]]`` entry that has run: where it started looking. Items stored
+    before that are never alerted, so a new alert does not announce the whole archive."""
+
+    __tablename__ = "alert_state"
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    since: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AlertEvent(Base):
+    """An event an alert has taken on: a new story, an update to a story, a topic spike.
+    Recorded once per (alert, event, key), before any message about it is sent."""
+
+    __tablename__ = "alert_events"
+    __table_args__ = (UniqueConstraint("alert", "event", "key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    alert: Mapped[str] = mapped_column(String(128))
+    event: Mapped[str] = mapped_column(String(16))  #: "new_story", "update" or "spike"
+    #: the event's identity within the alert: "story:<id>", "update:<story>:<item>", "spike:<rule>:<start>"
+    key: Mapped[str] = mapped_column(String(255))
+    story_id: Mapped[int | None] = mapped_column(Integer)
+    item_id: Mapped[int | None] = mapped_column(Integer)
+    rule_id: Mapped[str | None] = mapped_column(String(128))
+    payload: Mapped[str] = mapped_column(Text)  #: JSON: what the message says about it
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: the message that carries it; null while it is held (quiet hours) or not yet composed
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("alert_messages.id", ondelete="SET NULL"), index=True)
+
+
+class AlertMessage(Base):
+    """One message of one alert: a single event, or a summary of several. Its content is
+    stored before it is sent, so a re-send after a crash says the same, with the same ``ref``."""
+
+    __tablename__ = "alert_messages"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    alert: Mapped[str] = mapped_column(String(128), index=True)
+    ref: Mapped[str] = mapped_column(String(64), unique=True)  #: the idempotency key receivers see
+    kind: Mapped[str] = mapped_column(String(16))  #: "event" or "summary"
+    title: Mapped[str] = mapped_column(Text)
+    content: Mapped[str] = mapped_column(Text)  #: JSON: the events and how they are grouped
+    n_events: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AlertSend(Base):
+    """A message to one of its alert's URLs: the outbox row, recorded before the send and
+    confirmed after it."""
+
+    __tablename__ = "alert_sends"
+    __table_args__ = (UniqueConstraint("message_id", "channel"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("alert_messages.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[str] = mapped_column(String(64))  #: a hash of the URL as written (the channel's identity)
+    target: Mapped[str] = mapped_column(Text)  #: the URL with its secrets masked, for people
+    status: Mapped[str] = mapped_column(String(16))  #: "pending", "sent", "failed" (given up) or "dropped"
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: when it may be tried (again); while a send is in progress, when that send counts as interrupted
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str | None] = mapped_column(Text)  #: the last failure, secrets removed
