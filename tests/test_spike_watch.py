@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from .alertkit import Receiver
 from .conftest import HTTPServer, Response
 from .feedkit import HTML_HEADERS, RSS_HEADERS, page
 from .test_cli import tracker
@@ -210,3 +211,27 @@ def test_bad_spike_settings_are_one_line(tmp_path: Path, http_server: HTTPServer
     result = tracker("--config", str(cfg), "poll", "--once")
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert key in result.stderr and str(cfg) in result.stderr
+
+
+def test_a_surge_reaches_the_alerts_that_ask_for_spikes_once(tmp_path: Path, http_server: HTTPServer) -> None:
+    hook = Receiver()
+    try:
+        rng = random.Random(5)
+        now = datetime.now(UTC).replace(microsecond=0)
+        dated = [(now - timedelta(days=d, hours=3), *_article(rng, d)) for d in range(1, 22)]
+        burst = [(now - timedelta(minutes=2 + k), *_article(rng, 100 + k)) for k in range(12)]
+        publish(http_server, dated + burst)
+        alerts = (
+            f'\n[[alerts]]\nname = "surges"\nrules = ["harbour"]\nurls = ["{hook.url("/spikes")}"]\n'
+            'events = ["spike"]\n'
+        )
+        cfg = write_config(tmp_path, http_server, alerts)
+        assert tracker("--config", str(cfg), "poll", "--once").returncode == 0
+        (message,) = hook.at("/spikes")  # one surge, one message, though seen per day and hour, in items and stories
+        text = message.body["message"]
+        assert "harbour" in text.lower() and any(title in text for _, title, _ in burst)
+        publish(http_server, [*dated, *burst, (now - timedelta(minutes=1), *_article(rng, 999))])
+        assert tracker("--config", str(cfg), "poll", "--once").returncode == 0
+        assert len(hook.at("/spikes")) == 1  # recorded once, announced once
+    finally:
+        hook.stop()
