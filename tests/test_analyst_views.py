@@ -215,7 +215,7 @@ def test_the_report_reads_in_the_readers_time_zone_and_links_to_timelines(demo: 
     html = report.stdout
     assert f"times in {zone}" in html
     con = sqlite3.connect(demo / "tracker.sqlite")
-    shown = re.findall(r'<td class="t">([^<]*)</td>\s*<td class="t">[^<]*</td>.*?story_id=(\d+)"', html, re.S)
+    shown = re.findall(r'<td class="t">([^<]*)</td>\s*<td class="t last">[^<]*</td>.*?story_id=(\d+)"', html, re.S)
     assert shown
     for first_seen, story_id in shown:
         stored = con.execute("SELECT first_seen FROM stories WHERE story_id = ?", (int(story_id),)).fetchone()[0]

@@ -211,20 +211,8 @@ def _defaults(env: Mapping[str, str]) -> Config:
     )
 
 
-_TOP_KEYS = {
-    "database",
-    "feeds",
-    "rules",
-    "fetch",
-    "poll",
-    "smtp",
-    "digests",
-    "alerts",
-    "maintenance",
-    "service",
-    "logging",
-    "spikes",
-}
+_TOP_KEYS = {"database", "feeds", "rules", "fetch", "poll", "smtp", "digests", "alerts", "maintenance"}
+_TOP_KEYS |= {"service", "logging", "spikes"}
 
 
 def parse_config(data: Mapping[str, Any], file: Path, env: Mapping[str, str]) -> Config:
