@@ -145,4 +145,11 @@ def render_story(story: dict[str, Any]) -> str:
     lines.append(table(("time", "outlet", "role", "topics", "title"), rows))
     lines.append("")
     lines.extend(f"  [{item['id']}] {item['url']}" for item in story["items"])
+    if story.get("merges"):
+        lines.extend(["", "Merged stories:"])
+        lines.extend(
+            f"  story {m['merged_story_id']} at {_cell(m['at'])}: item {m['item_id']} linked both "
+            f"(probability {m['score']:.2f}, mostly {m['reason']})"
+            for m in story["merges"]
+        )
     return "\n".join(lines)
