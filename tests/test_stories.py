@@ -27,7 +27,8 @@ from tracker.pipeline.grouping import StoryGrouper
 from tracker.store.database import Store
 from tracker.store.models import Item
 from tracker.store.storydb import StoryPlacement, list_stories, signatures
-from tracker.stories.index import Assignment, StoryIndex, _dots, _Sparse, _Vocab, group
+from tracker.stories.features import FEATURES, PairModel, default_model
+from tracker.stories.index import Assignment, StoryIndex, StoryParams, _dots, _Sparse, _Vocab, group
 from tracker.stories.signature import Signature, cosine, signature
 
 T0 = datetime(2026, 5, 4, 9, tzinfo=UTC)
@@ -127,6 +128,18 @@ BOTH = (
 )
 
 
+#: with :func:`lenient`: a merge needs no likeness between the two stories either
+MERGE_ANY = StoryParams(merge_affinity=0.0)
+
+
+def lenient() -> PairModel:
+    """The shipped model with bars that any candidate clears (with ``MERGE_ANY``): for the
+    mechanics of joins and merges (which story survives, what the store and a second writer
+    see), apart from where the shipped bars put the line."""
+    model = default_model()
+    return PairModel(model.features, model.mean, model.scale, model.weights, model.bias, 1e-9, 2e-9)
+
+
 def syndicated_copy(body: str) -> tuple[str, str]:
     """The article as one outlet runs it, and a wire copy of it: other boilerplate lines,
     the last paragraph trimmed and one added."""
@@ -169,7 +182,7 @@ def test_independent_rewrites_are_one_story(row: dict[str, Any]) -> None:
     stories = group(items)
     assert stories[1] == stories[2], row["why"]
     found = alone(items[0][2], items[0][1], items[1][2], items[1][1])
-    assert found.role == "update" and found.reason in {"lede", "text", "quote"}
+    assert found.role == "update" and found.reason in FEATURES
 
 
 @pytest.mark.parametrize("row", own_pairs("different-event-same-entities", False))
@@ -195,8 +208,11 @@ def test_item_reporting_two_stories_merges_them() -> None:
     assert group([(1, T0, a), (2, T0 + timedelta(hours=1), b)]) == {1: 1, 2: 2}
     assert alone(b, T0, a, T0).role == "new"
     items = [(1, T0, a), (2, T0 + timedelta(hours=1), b), (3, T0 + timedelta(hours=2), c)]
-    assert group(items) == {1: 1, 2: 1, 3: 1}  # the oldest story survives
-    index = StoryIndex()
+    # The shipped bars merge only on a strong link into each story: C joins at most one.
+    assert group(items)[1] != group(items)[2]
+    # Where C links strongly to both (any link does, here), the oldest story survives.
+    assert group(items, MERGE_ANY, lenient()) == {1: 1, 2: 1, 3: 1}
+    index = StoryIndex(MERGE_ANY, model=lenient())
     index.add(1, 1, T0, a)
     index.add(2, 2, T0, b)
     found = index.assign(c, T0 + timedelta(hours=2))
@@ -266,19 +282,21 @@ def test_pair_set_gate() -> None:
     assert own_writing.precision == 1.0, own_writing.errors
     assert own_writing.recall >= 0.9, own_writing.errors
     if DEV.exists():
-        # Measured: precision 1.000, recall 0.805 (python -m tests.storyeval); floors catch regressions.
+        # Measured: precision 1.000, recall 0.878 (python -m tests.storyeval; the hand-set rules
+        # alone: 0.805); floors catch regressions.
         assert everything.precision >= 0.95, everything.errors
-        assert everything.recall >= 0.8, everything.errors
+        assert everything.recall >= 0.85, everything.errors
 
 
 @pytest.mark.skipif(not DEV.exists(), reason="the dev corpus is not present")
 def test_every_dev_pair_gate() -> None:
     # Every pair of the 100 dev articles against blind story labels. Measured: precision
-    # 1.000, recall 0.654 — grouping prefers a missed link to a false merge.
+    # 1.000, recall 0.769 (the hand-set rules alone: 0.654) — grouping prefers a missed link
+    # to a false merge.
     score = evaluate_clusters()
     assert score is not None
     assert score.precision >= 0.95, score.errors
-    assert score.recall >= 0.6, score.errors
+    assert score.recall >= 0.7, score.errors
 
 
 def test_signature_json_round_trip_gives_the_same_assignments() -> None:
@@ -353,7 +371,7 @@ def test_add_item_records_story_and_signature(store: Store) -> None:
 
 def test_merge_through_the_store(store: Store) -> None:
     a_feed, b_feed = store.sync_feeds([FeedSource("https://a.example/f", "A"), FeedSource("https://b.example/f", "B")])
-    grouper = StoryGrouper(store)
+    grouper = StoryGrouper(store, MERGE_ANY, lenient())
     a = stored(store, grouper, "https://a.example/trams", TRAMS, T0, a_feed.id)
     b = stored(store, grouper, "https://b.example/depot", DEPOT, T0 + timedelta(hours=1), b_feed.id)
     assert [s["n_items"] for s in list_stories(store.engine)] == [1, 1]
@@ -448,14 +466,15 @@ def test_merge_keeps_the_story_that_started_first() -> None:
     # Item 5 is the oldest; 2 arrives later (a lower id, as a backfilled item can have) and
     # starts its own story; 9 reports both and merges them into the story that began first.
     a, b, c = (sig(*d) for d in (TRAMS, DEPOT, BOTH))
-    assert group([(5, T0, a), (2, T0 + timedelta(hours=1), b), (9, T0 + timedelta(hours=2), c)]) == {5: 5, 2: 5, 9: 5}
+    items = [(5, T0, a), (2, T0 + timedelta(hours=1), b), (9, T0 + timedelta(hours=2), c)]
+    assert group(items, MERGE_ANY, lenient()) == {5: 5, 2: 5, 9: 5}
 
 
 def test_two_writers_on_one_store_keep_one_story(store: Store) -> None:
     """Pollers in two processes: each index learns the other's items and follows the
     store's merges, so a late copy does not split a story."""
     (feed,) = store.sync_feeds([FeedSource("https://a.example/feed", "A")])
-    first, second = StoryGrouper(store), StoryGrouper(store)
+    first, second = StoryGrouper(store, MERGE_ANY, lenient()), StoryGrouper(store, MERGE_ANY, lenient())
     a = stored(store, first, "https://a.example/trams", TRAMS, T0, feed.id)
     first.refresh(T0)
     b = stored(store, second, "https://b.example/depot", DEPOT, T0 + timedelta(minutes=5), feed.id)

@@ -47,6 +47,7 @@ def test_wheel_contents(wheel: Path) -> None:
     assert any(n.startswith("tracker/_bundled/migrations/versions/") for n in names)
     assert "tracker/demo/articles.json" in names
     assert "tracker/default_feeds.toml" in names
+    assert "tracker/stories/model.json" in names  # the story model's weights, loaded offline
 
 
 def test_installed_wheel_runs_demo_from_elsewhere(wheel: Path, tmp_path: Path) -> None:

@@ -156,4 +156,11 @@ def render_story(story: dict[str, Any]) -> str:
                 facts = f"  ({', '.join(found['facts'])})" if found["facts"] else ""
                 head = f"  [{item['id']}] {item['outlet']}: " if n == 0 else "      "
                 lines.append(f"{head}New: {_clip(found['sentence'], 220)}{facts}")
+    if story.get("merges"):
+        lines.extend(["", "Merged stories:"])
+        lines.extend(
+            f"  story {m['merged_story_id']} at {_cell(m['at'])}: item {m['item_id']} linked both "
+            f"(probability {m['score']:.2f}, mostly {m['reason']})"
+            for m in story["merges"]
+        )
     return "\n".join(lines)

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from tracker.store.database import Store
 from tracker.store.storydb import StoryPlacement, place_existing, signatures, story_of, ungrouped
+from tracker.stories.features import PairModel, default_model
 from tracker.stories.index import Assignment, StoryIndex, StoryParams
 from tracker.stories.signature import Signature, signature
 
@@ -21,10 +22,11 @@ logger = logging.getLogger(__name__)
 
 
 class StoryGrouper:
-    def __init__(self, store: Store, params: StoryParams | None = None) -> None:
+    def __init__(self, store: Store, params: StoryParams | None = None, model: PairModel | None = None) -> None:
         self.store = store
         self.params = params or StoryParams()
-        self.index = StoryIndex(self.params)
+        self.model = model or default_model()  #: the learned pair decision (the shipped one by default)
+        self.index = StoryIndex(self.params, model=self.model)
         self._loaded_from: datetime | None = None  #: the index holds every item from here on
         self._last_id = 0  #: the highest item id loaded from the store (not placed: others may be below)
 
@@ -48,7 +50,7 @@ class StoryGrouper:
     def reset(self) -> None:
         """Forget the index (after a write that was rolled back: it may hold items that were
         never stored); it is loaded again from the store when next asked."""
-        self.index = StoryIndex(self.params)
+        self.index = StoryIndex(self.params, model=self.model)
         self._loaded_from = None
         self._last_id = 0
 

@@ -162,7 +162,21 @@ class ItemSignature(Base):
     __tablename__ = "item_signatures"
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
     minhash: Mapped[bytes] = mapped_column(LargeBinary)
-    terms: Mapped[str] = mapped_column(Text)  #: JSON: lede and text vectors, quoted phrases
+    terms: Mapped[str] = mapped_column(Text)  #: JSON: lede, text, headline and names vectors, quotes, figures
+
+
+class StoryMerge(Base):
+    """Two stories made one: which survived, which was merged into it, and why."""
+
+    __tablename__ = "story_merges"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    story_id: Mapped[int] = mapped_column(Integer, index=True)  #: the surviving story
+    merged_story_id: Mapped[int] = mapped_column(Integer, index=True)  #: the story merged into it
+    #: the item that linked both (null once it is deleted)
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("items.id", ondelete="SET NULL"))
+    score: Mapped[float] = mapped_column(Float)  #: the model's probability for the link into the merged story
+    reason: Mapped[str] = mapped_column(String(32))  #: the feature that weighed most for that link
+    at: Mapped[datetime] = mapped_column(UTCDateTime)  #: when the merge was recorded
 
 
 class ItemSource(Base):

@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, Integer, Text, bindparam, column, func, insert, select, table, update
 from sqlalchemy.engine import Connection
 
-from tracker.store.models import Feed, Item, ItemSignature, ItemSource, RuleMatch, UTCDateTime
+from tracker.store.models import Feed, Item, ItemSignature, ItemSource, RuleMatch, StoryMerge, UTCDateTime
 from tracker.store.newfacts import record_developments, story_developments
 from tracker.stories.index import Assignment
 from tracker.stories.signature import Signature
@@ -63,11 +63,35 @@ def place_item(conn: Connection, item_id: int, placement: StoryPlacement) -> int
     joined.discard(story)
     if joined:
         conn.execute(update(Item).where(Item.story_id.in_(joined)).values(story_id=story))
+        _record_merges(conn, item_id, story, joined, found)
     sig = placement.signature
     conn.execute(_SIGNATURE, {"item_id": item_id, "minhash": sig.minhash, "terms": json.dumps(sig.to_json())})
     if found.role == "update":
         record_developments(conn, item_id, story)
     return story
+
+
+def _record_merges(conn: Connection, item_id: int, story: int, joined: set[int], found: Assignment) -> None:
+    """One ``story_merges`` row per story merged into ``story``, with the index's evidence
+    (a story the index did not list, merged because the store had moved it, gets the item's
+    best link)."""
+    now = datetime.now(UTC)
+    evidence = {link.story_id: link for link in found.merge_links}
+    rows = []
+    for merged in sorted(joined):
+        link = evidence.get(merged)
+        score, reason = (link.probability, link.reason) if link else (found.similarity, found.reason)
+        rows.append(
+            {
+                "story_id": story,
+                "merged_story_id": merged,
+                "item_id": item_id,
+                "score": score,
+                "reason": reason,
+                "at": now,
+            }
+        )
+    conn.execute(insert(StoryMerge), rows)
 
 
 def story_of(engine: Engine, item_id: int) -> int | None:
@@ -199,6 +223,12 @@ def story_detail(engine: Engine, story_id: int) -> dict[str, Any] | None:
         ).scalars()
         story["feeds"] = list(feeds_by_name)
         story["items"] = items
+        merges = conn.execute(
+            select(StoryMerge.merged_story_id, StoryMerge.item_id, StoryMerge.score, StoryMerge.reason, StoryMerge.at)
+            .where(StoryMerge.story_id == story_id)
+            .order_by(StoryMerge.at, StoryMerge.id)
+        ).mappings()
+        story["merges"] = [dict(m) for m in merges]
     return story
 
 

@@ -1,14 +1,26 @@
 """The story index: the signatures of a recent window, inverted indexes over their most
 distinctive words and quotes, and the decision for a new item (copy, update or new story).
 
-See :mod:`tracker.stories.signature` for the three tests and how the thresholds were chosen.
+See :mod:`tracker.stories.signature` for the three outcomes and :mod:`tracker.stories.features`
+for the learned decision. Each candidate of the window is scored by the model; the item
+joins the story holding its most probable link when that reaches the join bar.
+
+Two stories become one only on strong evidence for both: when the item's best link into
+each of them reaches the model's merge bar, and the two items it links to look alike
+themselves (their ledes' cosine at least ``merge_affinity``). An item that merely shares
+words with two stories (a round-up, a briefing) joins the closer one and merges nothing. A merge comes with
+its evidence (:class:`MergeLink`: the item it linked to, the probability, the feature that
+weighed most) so the caller can record why two stories were made one.
+
+The window's word counts (how many items carry each lede word, name and figure) are kept
+too, for features that weigh a word by how rare it is in the window rather than in English.
 """
 
 from __future__ import annotations
 
 import sys
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -17,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from datasketch import LeanMinHash
 
-from tracker.stories.signature import INDEX_TERMS, NUM_PERM, TEXT_TERMS, Signature, headline_agreement
+from tracker.stories.features import PairModel, Similarities, default_model, local_rarity, values
+from tracker.stories.signature import INDEX_TERMS, NUM_PERM, TEXT_TERMS, Signature, _term, cosine, headline_shares
 
 VOCAB_SLACK = 100_000  #: words the index may remember beyond its items' before it compacts
 VOCAB_PER_ITEM = 4 * TEXT_TERMS
@@ -28,15 +41,24 @@ FEW_CANDIDATES = 8  #: below this many, dot products are computed one by one
 class StoryParams:
     window: timedelta = timedelta(days=7)
     near_duplicate: float = 0.45  #: estimated Jaccard similarity of 5-word shingles
-    same_lede: float = 0.36
-    same_text: float = 0.45
-    quoted_lede: float = 0.15
-    #: below ``sure_lede`` and ``sure_text``, and without a shared quote, the headlines must agree
-    headline_agreement: float = 0.42
-    sure_lede: float = 0.5
-    sure_text: float = 0.55
+    #: the probabilities an update needs (None: the bars shipped with the model)
+    join: float | None = None
+    merge: float | None = None
     posting_limit: int = 64  #: items remembered per indexed word: the latest ones
     max_candidates: int = 100  #: items scored per assignment: those sharing the most words
+    #: a merge also needs the two stories' linked items to be this alike (cosine of their ledes)
+    merge_affinity: float = 0.15
+
+
+@dataclass(frozen=True, slots=True)
+class MergeLink:
+    """Why a story was merged into another: the item of it the new item matched, and how well."""
+
+    story_id: int  #: the story merged away
+    item_id: int  #: its item the new item links to most strongly
+    probability: float  #: the model's probability for that link
+    links: int  #: how many of its items the new item links to at the join bar
+    reason: str  #: the feature that weighed most for that link ("headline", "text", …)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,10 +66,11 @@ class Assignment:
     story_id: int | None  #: None: the item starts a new story
     role: str  #: "new", "update" or "copy"
     item_id: int | None = None  #: the item it was found similar to
-    similarity: float = 0.0
-    reason: str = ""  #: "near-duplicate", "lede", "text" or "quote"
+    similarity: float = 0.0  #: copy: estimated Jaccard; update: the model's probability
+    reason: str = ""  #: "near-duplicate", or for an update the feature that weighed most ("lede", "names", …)
     #: other stories the item also belongs to: they are the same story, merged into ``story_id``
     merges: tuple[int, ...] = ()
+    merge_links: tuple[MergeLink, ...] = ()  #: the evidence for each of ``merges``, in the same order
 
 
 class _Sparse:
@@ -126,7 +149,21 @@ def _dots(
 
 
 class _Entry:
-    __slots__ = ("headline", "keys", "lean", "lede", "quotes", "story_id", "text", "when")
+    __slots__ = (
+        "figures",
+        "head_event",
+        "head_names",
+        "headline",
+        "keys",
+        "lean",
+        "lede",
+        "names",
+        "quotes",
+        "story_id",
+        "text",
+        "vocabulary",
+        "when",
+    )
 
     def __init__(self, story_id: int, when: datetime, sig: Signature, vocab: _Vocab) -> None:
         self.story_id = story_id
@@ -135,8 +172,60 @@ class _Entry:
         self.text = _Sparse(sig.text, vocab)
         self.quotes = sig.quotes
         self.headline = sig.headline
+        self.names = sig.names
+        self.figures = sig.figures
+        self.head_names, self.vocabulary = _name_view(sig)
+        self.head_event = _event_words(sig.headline, self.head_names)
         self.keys = tuple(sys.intern(k) for k in _index_keys(sig))
         self.lean = _lean(sig.minhash) if sig.minhash else None
+
+
+def _overlap(a: _Sparse, b: _Sparse) -> float:
+    """The cosine of two indexed vectors."""
+    weights: dict[str, float] = dict(zip(a.words, a.weights.tolist(), strict=True))
+    other: list[float] = b.weights.tolist()
+    return float(sum(x * weights.get(w, 0.0) for w, x in zip(b.words, other, strict=True)))
+
+
+def _reweigh(shares: dict[str, float], rarity: Callable[[str], float]) -> dict[str, float]:
+    """Headline shares with each word weighed by ``rarity`` too, summing to 1 again."""
+    weights = {w: x * rarity(w) for w, x in shares.items()}
+    total = sum(weights.values()) or 1.0
+    return {w: x / total for w, x in weights.items()}
+
+
+def _reason(model: PairModel, x: list[float]) -> str:
+    """The feature that weighed most for a link."""
+    contributions = model.contributions(x)
+    return max(contributions, key=lambda k: contributions[k])
+
+
+def _event_words(headline: dict[str, float], names: dict[str, float]) -> dict[str, float]:
+    """What the headline says happened: its words that are not names, shares summing to 1."""
+    rest = {t: w for t, w in headline.items() if t not in names}
+    total = sum(rest.values()) or 1.0
+    return {t: w / total for t, w in rest.items()}
+
+
+def _name_view(sig: Signature) -> tuple[dict[str, float], frozenset[str]]:
+    """The headline's words that are names in the text (with their headline shares), and
+    every word the item uses (title, lede, heaviest text words, names)."""
+    named = {t for n in sig.names if " " not in n and (t := _term(n)) is not None}
+    vocabulary = frozenset(sig.lede) | frozenset(sig.text) | named
+    return {t: w for t, w in sig.headline.items() if t in named}, vocabulary
+
+
+def _new_name(a: tuple[dict[str, float], frozenset[str]], b: tuple[dict[str, float], frozenset[str]]) -> float:
+    """The larger of the two headline shares taken by names the other item never uses: a
+    reaction puts its new actor ("union condemns …") in the headline."""
+    return max(
+        sum(w for t, w in a[0].items() if t not in b[1]),
+        sum(w for t, w in b[0].items() if t not in a[1]),
+    )
+
+
+def _df_keys(entry: _Entry) -> list[str]:
+    return [*entry.lede.words, *(f"n:{k}" for k in entry.names), *(f"f:{f}" for f in entry.figures)]
 
 
 def _index_keys(sig: Signature) -> list[str]:
@@ -159,6 +248,8 @@ class StoryIndex:
     _starts: dict[int, datetime] = field(default_factory=dict)  #: story → its earliest indexed item
     _lsh: Any = None
     _vocab: _Vocab = field(default_factory=_Vocab)
+    model: PairModel = field(default_factory=default_model)
+    _df: Counter[str] = field(default_factory=Counter)  #: lede word, "n:" name or "f:" figure → items with it
 
     def lsh(self) -> Any:
         """The MinHash LSH index, made at first use: importing datasketch takes most of a second,
@@ -191,37 +282,87 @@ class StoryIndex:
                     best = (similarity, key)
         if best is not None:
             return Assignment(self._entries[best[1]].story_id, "copy", best[1], round(best[0], 3), "near-duplicate")
-        matched: dict[int, tuple[float, int, str]] = {}  # story → best (score, item, reason)
-        found = [i for i in self._candidates(sig) if abs(self._entries[i].when - when) <= p.window]
+        model = self.model
+        join = model.join if p.join is None else p.join
+        bar = model.merge if p.merge is None else p.merge
+        links: dict[int, list[tuple[float, int, list[float]]]] = {}  # story → (probability, item, features)
+        for item_id, x in self.evidence(sig, when):
+            probability = model.probability(x)
+            if probability >= join:
+                links.setdefault(self._entries[item_id].story_id, []).append((probability, item_id, x))
+        if not links:
+            return Assignment(None, "new")
+        top = {s: max(found, key=lambda f: (f[0], -f[1])) for s, found in links.items()}
+        target = max(top, key=lambda s: (top[s][0], -top[s][1]))
+        probability, item_id, x = top[target]
+        reason = _reason(model, x)
+        # Two stories become one only on strong evidence for each, and when they look alike
+        # themselves: an item that shares words with two stories (a round-up, a briefing)
+        # joins the closer one and leaves the other alone.
+        lead = self._entries[item_id].lede
+        merged = (
+            [
+                s
+                for s in top
+                if s != target
+                and top[s][0] >= bar
+                and _overlap(lead, self._entries[top[s][1]].lede) >= p.merge_affinity
+            ]
+            if probability >= bar
+            else []
+        )
+        if not merged:
+            return Assignment(target, "update", item_id, round(probability, 3), reason)
+        # The story that started first survives.
+        story = min([target, *merged], key=lambda s: (self._starts[s], s))
+        others = tuple(sorted(s for s in (target, *merged) if s != story))
+        evidence = tuple(
+            MergeLink(s, top[s][1], round(top[s][0], 3), len(links[s]), _reason(model, top[s][2])) for s in others
+        )
+        return Assignment(story, "update", item_id, round(probability, 3), reason, others, evidence)
+
+    def evidence(self, sig: Signature, when: datetime) -> list[tuple[int, list[float]]]:
+        """The candidate items within the window of an item with ``sig`` at ``when``, each
+        with the values of the model's features for the pair (see ``features.FEATURES``)."""
+        found = [i for i in self._candidates(sig) if abs(self._entries[i].when - when) <= self.params.window]
+        if not found:
+            return []
         entries = [self._entries[i] for i in found]
+        n = len(self._entries) + 1  # the window's items and this one
+        df = self._df
+
+        def rarity(key: str) -> float:
+            return local_rarity(df[key] + 1, n)
+
+        local = {w: x * rarity(w) for w, x in sig.lede.items()}
+        names = {k: x * rarity(f"n:{k}") for k, x in sig.names.items()}
+        figures = {f: rarity(f"f:{f}") for f in sig.figures}
         ledes = _dots([e.lede for e in entries], self._vocab.query(sig.lede), self._vocab)
         texts = _dots([e.text for e in entries], self._vocab.query(sig.text), self._vocab)
-        for item_id, entry, lede, text in zip(found, entries, ledes, texts, strict=True):
-            if lede >= p.sure_lede:
-                text = 1.0
-            quoted = bool(sig.quotes & entry.quotes)
-            if lede >= p.same_lede:
-                score, reason = lede, "lede"
-            elif text >= p.same_text:
-                score, reason = text, "text"
-            elif lede >= p.quoted_lede and quoted:
-                score, reason = lede, "quote"
-            else:
-                continue
-            if not (quoted or lede >= p.sure_lede or text >= p.sure_text) and (
-                headline_agreement(sig.headline, sig.lede, entry.headline, entry.lede.words) < p.headline_agreement
-            ):
-                continue
-            best_here = matched.get(entry.story_id)
-            if best_here is None or (score, -item_id) > (best_here[0], -best_here[1]):
-                matched[entry.story_id] = (score, item_id, reason)
-        if not matched:
-            return Assignment(None, "new")
-        # An item that reports what two stories report makes them one: the oldest survives.
-        story = min(matched, key=lambda s: (self._starts[s], s))
-        score, item_id, reason = max(matched.values(), key=lambda m: (m[0], -m[1]))
-        merges = tuple(sorted(s for s in matched if s != story))
-        return Assignment(story, "update", item_id, round(score, 3), reason, merges)
+        locals_ = _dots([e.lede for e in entries], self._vocab.query(local), self._vocab)
+        view = _name_view(sig)
+        event = _event_words(sig.headline, view[0])
+        headline = _reweigh(sig.headline, rarity)
+        out = []
+        for item_id, entry, lede, text, near in zip(found, entries, ledes, texts, locals_, strict=True):
+            shared = sig.figures & entry.figures
+            similarities = Similarities(
+                lede=lede,
+                text=text,
+                headlines=headline_shares(sig.headline, sig.lede, entry.headline, entry.lede.words),
+                names=cosine(sig.names, entry.names),
+                names_local=cosine(names, entry.names),
+                figures=len(shared),
+                figures_local=sum(figures[f] for f in shared),
+                quotes=len(sig.quotes & entry.quotes),
+                hours=(when - entry.when).total_seconds() / 3600,
+                lede_local=near,
+                new_name=_new_name(view, (entry.head_names, entry.vocabulary)),
+                events=headline_shares(event, sig.lede, entry.head_event, entry.lede.words),
+                headlines_local=headline_shares(headline, sig.lede, _reweigh(entry.headline, rarity), entry.lede.words),
+            )
+            out.append((item_id, values(similarities)))
+        return out
 
     def merge(self, stories: Iterable[int], into: int) -> None:
         """Relabel the items of ``stories`` as members of story ``into``."""
@@ -256,6 +397,7 @@ class StoryIndex:
         self._entries[item_id] = entry
         self._members.setdefault(story_id, set()).add(item_id)
         self._starts[story_id] = min(when, self._starts.get(story_id, when))
+        self._df.update(_df_keys(entry))
         for key in entry.keys:
             posting = self._postings.setdefault(key, [])
             posting.append(item_id)
@@ -269,6 +411,10 @@ class StoryIndex:
         old = [i for i, e in self._entries.items() if e.when < before]
         for item_id in old:
             entry = self._entries.pop(item_id)
+            for key in _df_keys(entry):
+                self._df[key] -= 1
+                if self._df[key] <= 0:
+                    del self._df[key]
             members = self._members.get(entry.story_id)
             if members is not None:
                 members.discard(item_id)
@@ -304,10 +450,12 @@ def _lean(data: bytes) -> LeanMinHash:
     return LeanMinHash.deserialize(bytearray(data))
 
 
-def group(items: Iterable[tuple[int, datetime, Signature]], params: StoryParams | None = None) -> dict[int, int]:
+def group(
+    items: Iterable[tuple[int, datetime, Signature]], params: StoryParams | None = None, model: PairModel | None = None
+) -> dict[int, int]:
     """Assign stories to a batch of items in time order: item id → story id (the id of the
     story's first item). For evaluation and tests; the pipeline assigns one item at a time."""
-    index = StoryIndex(params or StoryParams())
+    index = StoryIndex(params or StoryParams(), model=model or default_model())
     out: dict[int, int] = {}
     for item_id, when, sig in sorted(items, key=lambda x: (x[1], x[0])):
         found = index.assign(sig, when)
