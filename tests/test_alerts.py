@@ -320,3 +320,13 @@ def test_two_senders_at_once_send_each_message_once(store: Store) -> None:
         assert len(refs) == len(set(refs)) == 12
     finally:
         slow.stop()
+
+
+def test_alerts_list_without_any_says_so(tmp_path: Path) -> None:
+    from .test_cli import tracker
+
+    db = tmp_path / "t.sqlite"
+    assert tracker("--db", str(db), "init").returncode == 0
+    shown = tracker("--db", str(db), "alerts", "list")
+    assert shown.returncode == 0 and shown.stdout.startswith("No alert messages yet") and "[[alerts]]" in shown.stdout
+    assert tracker("--db", str(db), "alerts", "list", "--format", "json").stdout.strip() == "[]"

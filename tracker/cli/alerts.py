@@ -45,6 +45,11 @@ def alerts_list(ctx: Context, name: str | None, limit: int, fmt: str) -> None:
     from tracker.alerts.queries import recent_sends
 
     rows = recent_sends(ctx.read_store().engine, name, limit)
+    if not rows and fmt == "table":  # a header over nothing reads as a fault
+        configured = len(ctx.config.alerts)
+        why = "" if configured else " ([[alerts]] in the config file sets them up; see the README)"
+        click.echo(f"No alert messages yet{' for ' + name if name else ''}{why}.")
+        return
     emit(
         rows,
         fmt,
