@@ -130,7 +130,9 @@ def article(n: int, title: str | None = None) -> tuple[str, tuple[str, ...]]:
         f"{sentence(11)} {sentence(8)} {rng.randint(10, 99)} {sentence(9)}",
         f"{sentence(10)} Board members {sentence(9).lower()}",
     )
-    return title or f"Harbour board rules on {word()} and {word()} (item {n})", paragraphs
+    # Headlines of made-up words too: a shared template ("Harbour board rules on X") reads as
+    # one event to story grouping, which weighs what a headline says happened.
+    return title or f"{word().capitalize()} {word()} {word()} {word()} for harbour board (item {n})", paragraphs
 
 
 def publish(server: HTTPServer, articles: dict[int, tuple[str, tuple[str, ...]]]) -> None:

@@ -118,7 +118,7 @@ def test_poll_sends_one_message_per_story_to_webhook_and_email_then_one_summary_
     assert {m["X-Newstracker-Ref"] for m in inbox.messages} == refs
     first = next(p for p in hook.at("/text") if "item 1" in p.body["message"])
     text = first.body["message"]
-    assert "[NEW] Harbour board rules on" in text  # headline
+    assert re.search(r"\[NEW\] .* for harbour board \(item 1\)", text)  # headline
     assert "Outlets: 127.0.0.1" in text and "Topic: Harbour board decisions" in text  # outlet, topic
     assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d CE", text)  # time, in the alert's timezone
     assert article(1)[1][0].split(". ")[0] in text  # snippet: the start of the text (the match was the headline)

@@ -107,7 +107,7 @@ def _article(rng: random.Random, n: int) -> tuple[str, tuple[str, ...]]:
     """An article about the harbour on a subject of its own: names and figures no other
     article has, so each is a story of its own."""
     who, what, where = _name(rng), _name(rng), _name(rng)
-    title = f"{who} {rng.choice(WORDS)} at {where} harbour: {what} {rng.choice(WORDS)}"
+    title = f"{who} {_name(rng).lower()} {where} {_name(rng).lower()} harbour {what} {_name(rng).lower()}"
     paragraphs = tuple(
         f"{_name(rng)} {rng.choice(WORDS)} {_name(rng)} {rng.randint(100, 99999)} {_name(rng)} "
         f"{rng.choice(WORDS)} {_name(rng)} {who} {rng.randint(100, 99999)} {_name(rng)} harbour {_name(rng)}."
